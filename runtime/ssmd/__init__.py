@@ -1,0 +1,10 @@
+"""ssmd: stupid simple market data."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("ssmd")
+except PackageNotFoundError:  # running from a source tree without an install
+    __version__ = "0.0.0"
+
+__all__ = ["__version__"]

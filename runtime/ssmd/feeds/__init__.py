@@ -1,0 +1,1 @@
+"""Venue adapters. Each venue is one folder: config, parsing, websocket client, data client."""
