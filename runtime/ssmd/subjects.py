@@ -191,7 +191,7 @@ def parse_subject(subject: str) -> Subject:
         if ftype not in FRAME_TYPES:
             raise SubjectError(f"unknown frame type {ftype!r} in subject {subject!r}")
         ticker = None if parts[4] == NO_TICKER else unescape_ticker(parts[4])
-        return Subject(kind="json", env=parts[0], feed=parts[1], ftype=ftype, ticker=ticker)  # type: ignore[arg-type]
+        return Subject(kind="json", env=parts[0], feed=parts[1], ftype=ftype, ticker=ticker)
     if len(parts) == 4 and parts[2] == "book":
         return Subject(kind="book", env=parts[0], feed=parts[1], ticker=unescape_ticker(parts[3]))
     if len(parts) == 3 and parts[2] == "gap":

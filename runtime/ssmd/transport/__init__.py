@@ -1,0 +1,1 @@
+"""NATS JetStream: the embedded server, connections, streams and KV buckets."""
