@@ -144,3 +144,12 @@ def test_sizes() -> None:
     assert parse_size(1234) == 1234
     with pytest.raises(ValueError, match="is not a size"):
         parse_size("ten gigs")
+
+
+def test_local_yaml_is_the_builtin_default() -> None:
+    """`ssmd up` with no file uses the model defaults: they must be what local.yaml says."""
+    from ssmd.spec.common import ObjectMeta
+
+    assert load_environment(ROOT / "environments" / "local.yaml") == Environment(
+        metadata=ObjectMeta(name="local")
+    )
