@@ -12,13 +12,14 @@ from ssmd.feeds.kalshi.auth import generate_private_key, private_key_pem
 from ssmd.keys.resolve import KeyResolveError, KeyResolver, SecretValue, kalshi_credentials
 from ssmd.runtime import RuntimeContext
 from ssmd.sim.kalshi.keys import ensure_demo_credentials
+from ssmd.spec import Environment
 
 from .support import make_environment
 
 SECRET = "s3cr3t-value-7f2c"
 
 
-def _env():  # type: ignore[no-untyped-def]
+def _env() -> Environment:
     return make_environment(
         "kalshi",
         keys={
@@ -77,7 +78,9 @@ def test_env_file_env_and_generic_sources(tmp_path: Path) -> None:
     with pytest.raises(KeyResolveError) as err:
         r.field("archive-s3", "secret_access_key")
     msg = str(err.value)
-    assert "$SSMD_KEY_ARCHIVE_S3_SECRET_ACCESS_KEY" in msg and "ssmd key set kalshi archive-s3" in msg
+    assert (
+        "$SSMD_KEY_ARCHIVE_S3_SECRET_ACCESS_KEY" in msg and "ssmd key set kalshi archive-s3" in msg
+    )
     with pytest.raises(KeyResolveError, match="does not declare key 'nope'"):
         r.field("nope", "x")
     with pytest.raises(KeyResolveError, match="has no field"):

@@ -38,7 +38,9 @@ def unseal(private_key: rsa.RSAPrivateKey, sealed_b64: str, label: bytes) -> byt
     wrapped_key, body = blob[2 : 2 + n], blob[2 + n :]
     session_key = private_key.decrypt(
         wrapped_key,
-        padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=label),
+        padding.OAEP(
+            mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=label
+        ),
     )
     assert len(session_key) == 32  # AES-256
     # GCM: the last 16 bytes are the tag; the nonce is 12 zero bytes.
@@ -60,7 +62,9 @@ def priv() -> rsa.RSAPrivateKey:
 
 
 @pytest.mark.parametrize("scope", list(LABELS))
-def test_sealed_value_unseals_for_each_scope(priv: rsa.RSAPrivateKey, scope: seal.SealScope) -> None:
+def test_sealed_value_unseals_for_each_scope(
+    priv: rsa.RSAPrivateKey, scope: seal.SealScope
+) -> None:
     pub = seal.load_certificate_file(TEST_CERT)
     value = "-----BEGIN PRIVATE KEY-----\nnot-a-real-key-ünïcode\n"
     sealed = seal.seal_value(pub, value, namespace="ssmd", name="kalshi-kalshi", scope=scope)
@@ -78,7 +82,9 @@ def test_sealed_value_unseals_for_each_scope(priv: rsa.RSAPrivateKey, scope: sea
         ("cluster-wide", b"ssmd"),
     ],
 )
-def test_wrong_scope_label_fails(priv: rsa.RSAPrivateKey, scope: seal.SealScope, wrong: bytes) -> None:
+def test_wrong_scope_label_fails(
+    priv: rsa.RSAPrivateKey, scope: seal.SealScope, wrong: bytes
+) -> None:
     pub = seal.load_certificate_file(TEST_CERT)
     sealed = seal.seal_value(pub, b"v", namespace="ssmd", name="kalshi-kalshi", scope=scope)
     with pytest.raises(ValueError):  # OAEP decoding error: the label is bound in

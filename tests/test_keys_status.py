@@ -10,6 +10,7 @@ from ssmd.keys.status import (
     keys_ready_condition,
     set_command,
 )
+from ssmd.spec import Environment
 from ssmd.spec.key import KeyStatus
 
 from .support import make_environment
@@ -52,7 +53,7 @@ def test_key_status_model() -> None:
     assert dumped["fieldsPresent"] == FIELDS and "lastRotated" in dumped
 
 
-def _env():  # type: ignore[no-untyped-def]
+def _env() -> Environment:
     return make_environment(
         "kalshi",
         keys={
@@ -77,12 +78,15 @@ def test_keys_ready_flips_when_last_required_key_is_set() -> None:
         "`ssmd key set kalshi archive-s3 --field access_key_id=VALUE "
         "--field secret_access_key=VALUE`" in cond.message
     )
-    statuses: dict[str, KeyStatus | None] = {"archive-s3": _set(["access_key_id", "secret_access_key"])}
+    statuses: dict[str, KeyStatus | None] = {
+        "archive-s3": _set(["access_key_id", "secret_access_key"])
+    }
     cond = keys_ready_condition(env, statuses, now=NOW)
     assert cond.status == "False"
     assert (
-        "key 'kalshi' is not set: run `ssmd key set kalshi kalshi --field api_key_id=VALUE "
-        "--from-file private_key=PATH`" == cond.message
+        cond.message
+        == "key 'kalshi' is not set: run `ssmd key set kalshi kalshi --field api_key_id=VALUE "
+        "--from-file private_key=PATH`"
     )
     statuses["kalshi"] = KeyStatus(state="partial", fields_present=["api_key_id"])
     cond = keys_ready_condition(env, statuses, now=NOW, namespace="ssmd")
@@ -93,10 +97,15 @@ def test_keys_ready_flips_when_last_required_key_is_set() -> None:
     statuses["kalshi"] = _set(FIELDS)
     cond = keys_ready_condition(env, statuses, now=NOW)
     assert cond.status == "True" and cond.reason == "KeysSet"  # 'hooks' is optional
-    statuses["kalshi"] = KeyStatus(state="expired", fields_present=FIELDS, expires_at="2026-05-01T00:00:00Z")
+    statuses["kalshi"] = KeyStatus(
+        state="expired", fields_present=FIELDS, expires_at="2026-05-01T00:00:00Z"
+    )
     cond = keys_ready_condition(env, statuses, now=NOW)
     assert cond.status == "False"
-    assert "expired at 2026-05-01T00:00:00Z" in cond.message and "ssmd key rotate kalshi kalshi" in cond.message
+    assert (
+        "expired at 2026-05-01T00:00:00Z" in cond.message
+        and "ssmd key rotate kalshi kalshi" in cond.message
+    )
 
 
 def test_no_keys_is_ready() -> None:
