@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+import yaml
 
+from ssmd.cli.cluster import json_option, namespace_option
 from ssmd.cli.errors import UserError
+
+if TYPE_CHECKING:
+    from ssmd_operator.kube import Kube
 
 
 @click.group()
@@ -33,3 +40,114 @@ def validate(files: tuple[Path, ...], quiet: bool) -> None:
         if not quiet:
             names = ", ".join(f"{r.kind}/{r.metadata.name}" for r in resources)
             click.echo(f"✓ {path}: {names}")
+
+
+@env.command()
+@click.argument("name")
+@click.option("--version", "version", type=int, help="Show this recorded version of the spec.")
+@namespace_option
+@json_option
+def show(name: str, version: int | None, namespace: str, as_json: bool) -> None:
+    """Show Environment NAME: its spec and status, or a recorded spec version."""
+    from ssmd.cli.cluster import condition, get_or_fail, with_kube
+    from ssmd_operator import versions
+
+    async def run(kube: Kube) -> None:
+        body = await get_or_fail(kube, "Environment", namespace, name)
+        if version is not None:
+            cm = await get_or_fail(
+                kube, "ConfigMap", namespace, versions.configmap_name(name, version)
+            )
+            text = versions.spec_text(cm)
+            if as_json:
+                click.echo(
+                    json.dumps(
+                        {
+                            "version": version,
+                            **versions.record_of(cm),
+                            "spec": yaml.safe_load(text),
+                        },
+                        indent=2,
+                    )
+                )
+            else:
+                click.echo(f"# {name} version {version} ({versions.record_of(cm)['time']})")
+                click.echo(text, nl=False)
+            return
+        st = body.get("status") or {}
+        if as_json:
+            click.echo(json.dumps({"spec": body.get("spec"), "status": st}, indent=2))
+            return
+        ready = condition(st, "Ready")
+        click.echo(f"Environment {namespace}/{name}")
+        click.echo(f"  phase:    {st.get('phase', 'Pending')}")
+        click.echo(
+            f"  ready:    {ready.get('status', 'Unknown')} {ready.get('reason', '')}".rstrip()
+        )
+        click.echo(f"  version:  {st.get('currentVersion', '-')}")
+        for c in st.get("conditions") or []:
+            click.echo(
+                f"  {c['type']}: {c['status']} {c.get('reason', '')} {c.get('message', '')}".rstrip()
+            )
+        click.echo("spec:")
+        click.echo(yaml.safe_dump(body.get("spec") or {}, sort_keys=False), nl=False)
+
+    with_kube(run)
+
+
+@env.command()
+@click.argument("name")
+@namespace_option
+@json_option
+def history(name: str, namespace: str, as_json: bool) -> None:
+    """List the recorded spec versions of Environment NAME (the last 20)."""
+    from ssmd.cli.cluster import get_or_fail, table, with_kube
+    from ssmd_operator import versions
+
+    async def run(kube: Kube) -> None:
+        body = await get_or_fail(kube, "Environment", namespace, name)
+        cms = await kube.list("ConfigMap", namespace, versions.selector(name))
+        records = sorted((versions.record_of(cm) for cm in cms), key=lambda r: r["version"])
+        current = (body.get("status") or {}).get("currentVersion")
+        if as_json:
+            click.echo(json.dumps(records, indent=2))
+            return
+        if not records:
+            click.echo(f"no versions recorded for {name} yet (is the operator running?)")
+            return
+        rows = [
+            [str(r["version"]), r["configHash"], r["time"], "*" if r["version"] == current else ""]
+            for r in records
+        ]
+        click.echo(table(rows, ["VERSION", "CONFIG HASH", "RECORDED", "CURRENT"]))
+
+    with_kube(run)
+
+
+@env.command()
+@click.argument("name")
+@click.option("--v1", "v1", type=int, required=True, help="The older version.")
+@click.option("--v2", "v2", type=int, help="The newer version (default: the current one).")
+@namespace_option
+def diff(name: str, v1: int, v2: int | None, namespace: str) -> None:
+    """Show what changed in Environment NAME's spec between two recorded versions."""
+    from ssmd.cli.cluster import get_or_fail, with_kube
+    from ssmd_operator import versions
+
+    async def run(kube: Kube) -> None:
+        body = await get_or_fail(kube, "Environment", namespace, name)
+        newer = v2 if v2 is not None else (body.get("status") or {}).get("currentVersion")
+        if newer is None:
+            raise UserError(f"{name} has no recorded version yet; give --v2")
+        texts = []
+        for v in (v1, int(newer)):
+            cm = await kube.get("ConfigMap", namespace, versions.configmap_name(name, v))
+            if cm is None:
+                raise UserError(
+                    f"version {v} of {name} is not recorded (see `ssmd env history {name}`)"
+                )
+            texts.append(versions.spec_text(cm))
+        out = versions.diff(texts[0], texts[1], f"{name} v{v1}", f"{name} v{newer}")
+        click.echo(out if out else f"versions {v1} and {newer} are identical", nl=not out)
+
+    with_kube(run)

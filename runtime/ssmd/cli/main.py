@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "archiver": ("ssmd.cli.archiver", "Run the archiver (JetStream -> files)."),
     "gateway": ("ssmd.cli.gateway", "Run the gateway (WebSocket + REST for clients)."),
     "secmaster": ("ssmd.cli.secmaster", "Run the secmaster (market metadata -> NATS KV)."),
-    "operator": ("ssmd.cli.operator", "Run the Kubernetes operator (kopf)."),
+    "operator": ("ssmd.cli.operator_cmd", "Run the Kubernetes operator (kopf)."),
     "data": ("ssmd.cli.data", "Inspect, replay and export archived data."),
     "dlq": ("ssmd.cli.dlq", "List, replay and purge dead letters."),
     "status": ("ssmd.cli.status", "Show the status documents of a running environment."),

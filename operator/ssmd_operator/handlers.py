@@ -1,0 +1,83 @@
+"""kopf registrations only: each handler is a thin call into a plain function."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kopf
+
+from ssmd_operator import config, feeds, reconcile
+from ssmd_operator.kube import Kube
+
+GROUP, VERSION = "ssmd.io", "v1alpha1"
+ENVIRONMENTS, FEEDS = "ssmdenvironments", "ssmdfeeds"
+
+# Handlers and the timer of one object may overlap: one pass at a time per object.
+_locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+
+def _lock(namespace: str, name: str) -> asyncio.Lock:
+    return _locks.setdefault((namespace, name), asyncio.Lock())
+
+
+def _emitter(body: kopf.Body) -> reconcile.Emit:
+    def emit(reason: str, message: str, warning: bool) -> None:
+        (kopf.warn if warning else kopf.info)(body, reason=reason, message=message)
+
+    return emit
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.finalizer = config.FINALIZER
+    settings.posting.level = 20  # INFO and up become Kubernetes Events
+    # A watch that silently stalls must not stop reconciliation for long.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+
+
+async def _reconcile_env(body: kopf.Body, namespace: str | None, name: str, *, retry: bool) -> None:
+    namespace = namespace or "default"
+    async with _lock(namespace, name), await Kube.connect() as kube:
+        out = await reconcile.reconcile(kube, namespace, name, emit=_emitter(body))
+    if retry and out.retry_reason:
+        # NATS is not reachable (yet): retry soon rather than fail the resource for good.
+        raise kopf.TemporaryError(out.retry_reason, delay=config.RETRY_DELAY_S)
+
+
+@kopf.on.create(GROUP, VERSION, ENVIRONMENTS)
+@kopf.on.update(GROUP, VERSION, ENVIRONMENTS, field="spec")
+@kopf.on.resume(GROUP, VERSION, ENVIRONMENTS)
+async def environment_changed(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    await _reconcile_env(body, namespace, name, retry=True)
+
+
+@kopf.timer(
+    GROUP, VERSION, ENVIRONMENTS, interval=config.RECONCILE_INTERVAL_S,
+    initial_delay=config.RECONCILE_INTERVAL_S,
+)  # fmt: skip
+async def environment_timer(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    await _reconcile_env(body, namespace, name, retry=False)
+
+
+@kopf.on.delete(GROUP, VERSION, ENVIRONMENTS)
+async def environment_deleted(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    namespace = namespace or "default"
+    async with _lock(namespace, name), await Kube.connect() as kube:
+        try:
+            await reconcile.finalize(kube, dict(body), emit=_emitter(body))
+        except ConnectionError as exc:
+            raise kopf.TemporaryError(str(exc), delay=config.RETRY_DELAY_S) from None
+    _locks.pop((namespace, name), None)
+
+
+@kopf.on.create(GROUP, VERSION, FEEDS)
+@kopf.on.update(GROUP, VERSION, FEEDS, field="spec")
+@kopf.on.resume(GROUP, VERSION, FEEDS)
+@kopf.timer(
+    GROUP, VERSION, FEEDS, interval=config.FEED_INTERVAL_S, initial_delay=config.FEED_INTERVAL_S
+)
+async def feed_changed(namespace: str | None, name: str, **_: Any) -> None:
+    async with await Kube.connect() as kube:
+        await feeds.reconcile(kube, namespace or "default", name)
