@@ -82,8 +82,8 @@ def _purge_unsent_publishes(nc: Client) -> None:
     pending = getattr(nc, "_pending", None)
     if isinstance(pending, list):
         keep = [c for c in pending if not bytes(c[:5]).startswith(_PUB_PREFIXES)]
-        nc._pending = keep  # type: ignore[attr-defined]
-        nc._pending_data_size = sum(len(c) for c in keep)  # type: ignore[attr-defined]
+        nc._pending = keep
+        nc._pending_data_size = sum(len(c) for c in keep)
 
 
 class Publisher:
