@@ -14,9 +14,11 @@ from ssmd.runtime import RuntimeContext
 from ssmd.sim.kalshi.keys import ensure_demo_credentials
 from ssmd.spec import Environment
 
+from .keys_support import no_secret_leaks as no_secret_leaks  # autouse
+from .keys_support import secret
 from .support import make_environment
 
-SECRET = "s3cr3t-value-7f2c"
+SECRET = secret("s3cr3t-value-7f2c")
 
 
 def _env() -> Environment:

@@ -13,41 +13,12 @@ from pathlib import Path
 
 import pytest
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ssmd.keys import seal
 
-from .support import FIXTURES, ROOT
-
-TEST_KEY = FIXTURES / "sealed-secrets-test-only.key"
-TEST_CERT = ROOT / "sealed-secrets" / "test-cert.pem"
-
-
-def controller_private_key() -> rsa.RSAPrivateKey:
-    key = serialization.load_pem_private_key(TEST_KEY.read_bytes(), password=None)
-    assert isinstance(key, rsa.RSAPrivateKey)
-    return key
-
-
-def unseal(private_key: rsa.RSAPrivateKey, sealed_b64: str, label: bytes) -> bytes:
-    """What the controller does (crypto.HybridDecrypt), re-derived from its documentation."""
-    blob = base64.b64decode(sealed_b64)
-    n = int.from_bytes(blob[:2], "big")
-    wrapped_key, body = blob[2 : 2 + n], blob[2 + n :]
-    session_key = private_key.decrypt(
-        wrapped_key,
-        padding.OAEP(
-            mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=label
-        ),
-    )
-    assert len(session_key) == 32  # AES-256
-    # GCM: the last 16 bytes are the tag; the nonce is 12 zero bytes.
-    ciphertext, tag = body[:-16], body[-16:]
-    dec = Cipher(algorithms.AES(session_key), modes.GCM(b"\x00" * 12, tag)).decryptor()
-    return dec.update(ciphertext) + dec.finalize()
-
+from .keys_support import TEST_CERT, controller_private_key, unseal
+from .keys_support import no_secret_leaks as no_secret_leaks  # autouse
 
 LABELS = {
     "strict": b"ssmd/kalshi-kalshi",

@@ -65,8 +65,8 @@ def _env() -> Environment:
     )
 
 
-def _set(fields: list[str], **kw: object) -> KeyStatus:
-    return KeyStatus(state="set", fields_present=fields, **kw)  # type: ignore[arg-type]
+def _set(fields: list[str]) -> KeyStatus:
+    return KeyStatus(state="set", fields_present=fields)
 
 
 def test_keys_ready_flips_when_last_required_key_is_set() -> None:
