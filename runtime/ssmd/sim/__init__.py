@@ -1,0 +1,1 @@
+"""Built-in exchange simulators. Data from them is simulated and must be marked as such."""
