@@ -254,8 +254,9 @@ class KalshiConnection:
                 additional_headers=headers,
                 create_connection=_Conn,
                 open_timeout=s.open_timeout,
+                # Our watchdog (dead_after) speaks first; a missing pong closes later.
                 ping_interval=keepalive,
-                ping_timeout=keepalive,
+                ping_timeout=s.dead_after,
                 close_timeout=1.0,
                 max_size=s.max_size,
                 max_queue=None,
@@ -296,6 +297,8 @@ class KalshiConnection:
         try:
             await self._read(ws)
         except ConnectionClosed as exc:
+            if self._dead_cause is None and "keepalive ping timeout" in str(exc):
+                self._dead_cause = "stall"  # our pings went unanswered: a silent peer
             if not self._stopping:
                 log.warning("shard %d: connection %s closed: %s", self.shard, self.conn_id, exc)
         finally:
