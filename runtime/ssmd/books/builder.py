@@ -1,0 +1,266 @@
+"""Seam logic between the exchange's snapshot/delta stream and the books.
+
+Rules (lessons.md, "Sequence and book integrity"):
+
+* ``seq`` is per subscription (``sid``), shared by all its markets: a gap makes every book
+  of that sid stale, and a resync is requested for all of them.
+* Deltas that arrive before a market's snapshot (or while it is stale) are buffered; the
+  snapshot drops those it already covers and applies the rest. A book is never built from
+  deltas alone.
+* A book that crosses or goes negative after a delta is stale and resynced.
+* A duplicate (``seq`` ≤ last seen) is ignored.
+
+The same builder runs in the connector (frames as received) and in the gateway (frames
+replayed from JetStream after a checkpoint, see :meth:`BookBuilder.seed`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+from ssmd.books.book import Book, Checkpoint, Side
+from ssmd.feeds.kalshi.messages import OrderbookDeltaFrame, OrderbookSnapshotFrame
+
+log = logging.getLogger("ssmd.books")
+
+EventKind = Literal["snapshot", "delta", "stale", "resynced"]
+# (sid, tickers, reason): ask the exchange for fresh snapshots of these markets.
+ResyncCallback = Callable[[int, list[str], str], None]
+
+
+class BookState(StrEnum):
+    PENDING = "pending"  # no snapshot yet: nothing may be published
+    LIVE = "live"
+    STALE = "stale"  # out of sync: waiting for a snapshot
+
+
+@dataclass(slots=True)
+class BookEvent:
+    kind: EventKind
+    ticker: str
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class _Buffered:
+    sid: int
+    seq: int
+    stream_seq: int
+    side: Side
+    price: Decimal
+    delta: Decimal
+    ts_ms: int | None
+
+
+@dataclass(slots=True)
+class MarketBook:
+    """A book plus where it stands in the stream."""
+
+    book: Book
+    state: BookState = BookState.PENDING
+    sid: int | None = None
+    exchange_seq: int | None = None  # seq of the last frame applied
+    stream_seq: int = 0  # JetStream seq of the last frame included (0: not known)
+    ts_ms: int | None = None
+    stale_reason: str | None = None
+    dirty: bool = False  # changed since the last checkpoint
+    updates: int = 0
+    buffer: list[_Buffered] = field(default_factory=list)
+
+    @property
+    def ticker(self) -> str:
+        return self.book.ticker
+
+    def checkpoint(self, published_ns: int | None = None) -> Checkpoint:
+        return Checkpoint.of(
+            self.book,
+            seq=self.stream_seq,
+            sid=self.sid,
+            exchange_seq=self.exchange_seq,
+            stale=self.state is not BookState.LIVE,
+            ts_ms=self.ts_ms,
+            published_ns=published_ns,
+        )
+
+
+class BookBuilder:
+    """All books of one feed, keyed by ticker."""
+
+    def __init__(
+        self, *, on_resync: ResyncCallback | None = None, max_buffer: int = 10_000
+    ) -> None:
+        self.books: dict[str, MarketBook] = {}
+        self._last_seq: dict[int, int] = {}
+        self._on_resync = on_resync
+        self._max_buffer = max_buffer
+        self.gaps = 0
+        self.duplicates = 0
+        self.invalid = 0
+
+    def get(self, ticker: str) -> MarketBook | None:
+        return self.books.get(ticker)
+
+    def _entry(self, ticker: str) -> MarketBook:
+        e = self.books.get(ticker)
+        if e is None:
+            e = self.books[ticker] = MarketBook(Book(ticker))
+        return e
+
+    # -- starting from a checkpoint ---------------------------------------------------------
+
+    def seed(self, cp: Checkpoint) -> None:
+        """Start a market from a checkpoint: frames up to ``cp.seq`` are already in it."""
+        e = self._entry(cp.ticker)
+        e.book = cp.book()
+        e.sid, e.exchange_seq, e.stream_seq, e.ts_ms = cp.sid, cp.exchange_seq, cp.seq, cp.ts_ms
+        e.state = BookState.STALE if cp.stale else BookState.LIVE
+        e.stale_reason = "checkpoint was stale" if cp.stale else None
+        e.buffer.clear()
+
+    # -- frames ---------------------------------------------------------------------------
+
+    def apply(
+        self, frame: OrderbookSnapshotFrame | OrderbookDeltaFrame, stream_seq: int = 0
+    ) -> list[BookEvent]:
+        sid, seq = frame.sid, frame.seq
+        last = self._last_seq.get(sid)
+        events: list[BookEvent] = []
+        if last is not None:
+            if seq <= last:
+                self.duplicates += 1
+                return events
+            if seq != last + 1:
+                self.gaps += 1
+                events.extend(self.mark_sid_stale(sid, f"seq gap on sid {sid}: {last} -> {seq}"))
+        self._last_seq[sid] = seq
+        if isinstance(frame, OrderbookSnapshotFrame):
+            events.extend(self._snapshot(frame, stream_seq))
+        else:
+            events.extend(self._delta(frame, stream_seq))
+        return events
+
+    def _snapshot(self, f: OrderbookSnapshotFrame, stream_seq: int) -> list[BookEvent]:
+        e = self._entry(f.market_ticker)
+        if stream_seq and stream_seq <= e.stream_seq:
+            return []  # already in the checkpoint this book started from
+        was = e.state
+        e.book.apply_snapshot(f.yes_levels, f.no_levels)
+        e.sid, e.exchange_seq, e.stream_seq = f.sid, f.seq, stream_seq or e.stream_seq
+        e.state, e.stale_reason, e.dirty = BookState.LIVE, None, True
+        e.updates += 1
+        # Buffered deltas the snapshot does not cover (same sid, later seq) still apply.
+        pending = [b for b in e.buffer if b.sid == f.sid and b.seq > f.seq]
+        e.buffer.clear()
+        events = [BookEvent("resynced", e.ticker)] if was is BookState.STALE else []
+        events.append(BookEvent("snapshot", e.ticker))
+        for b in pending:
+            if not self._apply_level(e, b.side, b.price, b.delta, b.seq, b.stream_seq, b.ts_ms):
+                events.extend(self._invalid(e))
+                break
+        if not e.book.valid:
+            events.extend(self._invalid(e, "snapshot is crossed or negative"))
+        return events
+
+    def _delta(self, f: OrderbookDeltaFrame, stream_seq: int) -> list[BookEvent]:
+        e = self._entry(f.market_ticker)
+        if stream_seq and stream_seq <= e.stream_seq:
+            return []
+        if e.state is not BookState.LIVE or e.sid != f.sid:
+            if e.state is BookState.LIVE:  # a new subscription's delta before its snapshot
+                return self._stale(e, f"delta from sid {f.sid}, book is from sid {e.sid}", f.sid)
+            if len(e.buffer) < self._max_buffer:
+                e.buffer.append(
+                    _Buffered(f.sid, f.seq, stream_seq, f.side, f.price, f.size, f.ts_ms)
+                )
+            else:  # bounded: the snapshot will rebuild the book anyway
+                e.buffer.clear()
+            return []
+        if not self._apply_level(e, f.side, f.price, f.size, f.seq, stream_seq, f.ts_ms):
+            return self._invalid(e)
+        return [BookEvent("delta", e.ticker)]
+
+    def _apply_level(
+        self,
+        e: MarketBook,
+        side: Side,
+        price: Decimal,
+        delta: Decimal,
+        seq: int,
+        stream_seq: int,
+        ts_ms: int | None,
+    ) -> bool:
+        ok = e.book.apply_delta(side, price, delta)
+        e.exchange_seq = seq
+        if stream_seq:
+            e.stream_seq = stream_seq
+        if ts_ms is not None:
+            e.ts_ms = ts_ms
+        e.dirty = True
+        e.updates += 1
+        return ok and not e.book.crossed
+
+    def _invalid(self, e: MarketBook, reason: str | None = None) -> list[BookEvent]:
+        self.invalid += 1
+        why = reason or ("negative level" if e.book.negative else "crossed book")
+        return self._stale(e, why, e.sid)
+
+    def _stale(self, e: MarketBook, reason: str, sid: int | None) -> list[BookEvent]:
+        e.state, e.stale_reason, e.dirty = BookState.STALE, reason, True
+        e.buffer.clear()
+        log.info("book %s stale: %s", e.ticker, reason)
+        if self._on_resync is not None and sid is not None:
+            self._on_resync(sid, [e.ticker], reason)
+        return [BookEvent("stale", e.ticker, reason)]
+
+    # -- external staleness ----------------------------------------------------------------
+
+    def mark_sid_stale(self, sid: int, reason: str) -> list[BookEvent]:
+        """Every live book of ``sid`` goes stale (one gap taints the whole subscription)."""
+        hit = [e for e in self.books.values() if e.sid == sid and e.state is BookState.LIVE]
+        for e in hit:
+            e.state, e.stale_reason, e.dirty = BookState.STALE, reason, True
+            e.buffer.clear()
+        if hit:
+            log.info("%d book(s) of sid %d stale: %s", len(hit), sid, reason)
+            if self._on_resync is not None:
+                self._on_resync(sid, [e.ticker for e in hit], reason)
+        return [BookEvent("stale", e.ticker, reason) for e in hit]
+
+    def mark_stale(
+        self,
+        tickers: Iterable[str],
+        reason: str,
+        *,
+        sid: int | None = None,
+        before_seq: int | None = None,
+    ) -> list[BookEvent]:
+        """Mark books stale from outside (a gap record). With ``sid``, only books still on
+        that subscription; with ``before_seq``, only those not yet past that seq (a record
+        that arrives after the resync must not undo it). No resync is requested."""
+        events: list[BookEvent] = []
+        for t in tickers:
+            e = self.books.get(t)
+            if e is None or e.state is not BookState.LIVE:
+                continue
+            if sid is not None and e.sid != sid:
+                continue
+            if (
+                before_seq is not None
+                and e.exchange_seq is not None
+                and e.exchange_seq >= before_seq
+            ):
+                continue
+            e.state, e.stale_reason, e.dirty = BookState.STALE, reason, True
+            events.append(BookEvent("stale", t, reason))
+        return events
+
+    def forget_sid(self, sid: int) -> None:
+        """The subscription is gone (unsubscribed, reconnect): stop tracking its seq."""
+        self._last_seq.pop(sid, None)
+
+    def dirty(self) -> list[MarketBook]:
+        return [e for e in self.books.values() if e.dirty]

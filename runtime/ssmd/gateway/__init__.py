@@ -1,0 +1,1 @@
+"""The gateway: live books and market events to clients over WebSocket and REST."""
