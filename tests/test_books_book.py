@@ -36,7 +36,7 @@ def _levels(d: dict[str, int]) -> dict[Decimal, Decimal]:
 
 def test_fixture_replay_gives_the_stated_final_books() -> None:
     resyncs: list[tuple[int, list[str], str]] = []
-    b = BookBuilder(on_resync=lambda sid, t, r: resyncs.append((sid, t, r)))
+    b = BookBuilder(on_resync=lambda conn, sid, t, r: resyncs.append((sid, t, r)))
     for i, f in enumerate(_book_frames(), start=1):
         b.apply(f, stream_seq=i)
     assert resyncs == [] and b.gaps == 0
@@ -122,7 +122,7 @@ def _snap(
 
 def test_gap_marks_every_book_of_the_sid_stale_and_snapshot_resyncs() -> None:
     asked: list[tuple[int, list[str]]] = []
-    b = BookBuilder(on_resync=lambda sid, t, r: asked.append((sid, sorted(t))))
+    b = BookBuilder(on_resync=lambda conn, sid, t, r: asked.append((sid, sorted(t))))
     b.apply(_snap(1, 1, "X", [["0.40", "10"]], [["0.50", "10"]]))
     b.apply(_snap(1, 2, "Y", [["0.30", "10"]], []))
     b.apply(_snap(2, 1, "Z", [["0.30", "10"]], []))
@@ -140,7 +140,7 @@ def test_gap_marks_every_book_of_the_sid_stale_and_snapshot_resyncs() -> None:
 
 def test_crossed_or_negative_book_goes_stale_and_asks_for_resync() -> None:
     asked: list[list[str]] = []
-    b = BookBuilder(on_resync=lambda sid, t, r: asked.append(t))
+    b = BookBuilder(on_resync=lambda conn, sid, t, r: asked.append(t))
     b.apply(_snap(1, 1, "X", [["0.40", "10"]], [["0.50", "10"]]))
     ev = b.apply(_delta(1, 2, "X", "0.40", "-11"))
     assert ev[0].kind == "stale" and "negative" in (ev[0].reason or "")

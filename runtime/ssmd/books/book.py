@@ -148,6 +148,7 @@ class Checkpoint:
     yes: list[Level] = field(default_factory=list)
     no: list[Level] = field(default_factory=list)
     sid: int | None = None
+    conn: str = ""
     exchange_seq: int | None = None
     stale: bool = False
     ts_ms: int | None = None  # exchange time of the last frame included, when known
@@ -160,6 +161,7 @@ class Checkpoint:
         *,
         seq: int,
         sid: int | None = None,
+        conn: str = "",
         exchange_seq: int | None = None,
         stale: bool = False,
         ts_ms: int | None = None,
@@ -171,6 +173,7 @@ class Checkpoint:
             yes=book.levels("yes"),
             no=book.levels("no"),
             sid=sid,
+            conn=conn,
             exchange_seq=exchange_seq,
             stale=stale,
             ts_ms=ts_ms,
@@ -189,6 +192,7 @@ class Checkpoint:
                 "ticker": self.ticker,
                 "seq": self.seq,
                 "sid": self.sid,
+                "conn": self.conn,
                 "exchange_seq": self.exchange_seq,
                 "stale": self.stale,
                 "ts_ms": self.ts_ms,
@@ -217,6 +221,7 @@ class Checkpoint:
             yes=_parse_levels(d.get("yes", []), "yes"),
             no=_parse_levels(d.get("no", []), "no"),
             sid=d.get("sid"),
+            conn=str(d.get("conn") or ""),
             exchange_seq=d.get("exchange_seq"),
             stale=bool(d.get("stale", False)),
             ts_ms=d.get("ts_ms"),

@@ -28,8 +28,10 @@ from ssmd.feeds.kalshi.messages import OrderbookDeltaFrame, OrderbookSnapshotFra
 log = logging.getLogger("ssmd.books")
 
 EventKind = Literal["snapshot", "delta", "stale", "resynced"]
-# (sid, tickers, reason): ask the exchange for fresh snapshots of these markets.
-ResyncCallback = Callable[[int, list[str], str], None]
+# (conn, sid, tickers, reason): ask the exchange for fresh snapshots of these markets.
+ResyncCallback = Callable[[str, int, list[str], str], None]
+# sids are per connection (shards reuse numbers): a subscription is (connection id, sid).
+SubKey = tuple[str, int]
 
 
 class BookState(StrEnum):
@@ -47,7 +49,7 @@ class BookEvent:
 
 @dataclass(slots=True)
 class _Buffered:
-    sid: int
+    sub: SubKey
     seq: int
     stream_seq: int
     side: Side
@@ -63,6 +65,7 @@ class MarketBook:
     book: Book
     state: BookState = BookState.PENDING
     sid: int | None = None
+    conn: str = ""  # connection the sid belongs to (the frames' Ssmd-Conn header)
     exchange_seq: int | None = None  # seq of the last frame applied
     stream_seq: int = 0  # JetStream seq of the last frame included (0: not known)
     ts_ms: int | None = None
@@ -80,6 +83,7 @@ class MarketBook:
             self.book,
             seq=self.stream_seq,
             sid=self.sid,
+            conn=self.conn,
             exchange_seq=self.exchange_seq,
             stale=self.state is not BookState.LIVE,
             ts_ms=self.ts_ms,
@@ -91,11 +95,18 @@ class BookBuilder:
     """All books of one feed, keyed by ticker."""
 
     def __init__(
-        self, *, on_resync: ResyncCallback | None = None, max_buffer: int = 10_000
+        self,
+        *,
+        on_resync: ResyncCallback | None = None,
+        resync_on_gap: bool = True,
+        max_buffer: int = 10_000,
     ) -> None:
         self.books: dict[str, MarketBook] = {}
-        self._last_seq: dict[int, int] = {}
+        self._last_seq: dict[SubKey, int] = {}
         self._on_resync = on_resync
+        # False where the reader of the socket already re-baselines a sid after a seq gap
+        # (the connector's WS client does): one get_snapshot, not two.
+        self._resync_on_gap = resync_on_gap
         self._max_buffer = max_buffer
         self.gaps = 0
         self.duplicates = 0
@@ -117,6 +128,7 @@ class BookBuilder:
         e = self._entry(cp.ticker)
         e.book = cp.book()
         e.sid, e.exchange_seq, e.stream_seq, e.ts_ms = cp.sid, cp.exchange_seq, cp.seq, cp.ts_ms
+        e.conn = cp.conn
         e.state = BookState.STALE if cp.stale else BookState.LIVE
         e.stale_reason = "checkpoint was stale" if cp.stale else None
         e.buffer.clear()
@@ -124,10 +136,14 @@ class BookBuilder:
     # -- frames ---------------------------------------------------------------------------
 
     def apply(
-        self, frame: OrderbookSnapshotFrame | OrderbookDeltaFrame, stream_seq: int = 0
+        self,
+        frame: OrderbookSnapshotFrame | OrderbookDeltaFrame,
+        stream_seq: int = 0,
+        conn: str = "",
     ) -> list[BookEvent]:
         sid, seq = frame.sid, frame.seq
-        last = self._last_seq.get(sid)
+        key = (conn, sid)
+        last = self._last_seq.get(key)
         events: list[BookEvent] = []
         if last is not None:
             if seq <= last:
@@ -135,25 +151,28 @@ class BookBuilder:
                 return events
             if seq != last + 1:
                 self.gaps += 1
-                events.extend(self.mark_sid_stale(sid, f"seq gap on sid {sid}: {last} -> {seq}"))
-        self._last_seq[sid] = seq
+                events.extend(
+                    self.mark_sid_stale(sid, f"seq gap on sid {sid}: {last} -> {seq}", conn)
+                )
+        self._last_seq[key] = seq
         if isinstance(frame, OrderbookSnapshotFrame):
-            events.extend(self._snapshot(frame, stream_seq))
+            events.extend(self._snapshot(frame, stream_seq, conn))
         else:
-            events.extend(self._delta(frame, stream_seq))
+            events.extend(self._delta(frame, stream_seq, conn))
         return events
 
-    def _snapshot(self, f: OrderbookSnapshotFrame, stream_seq: int) -> list[BookEvent]:
+    def _snapshot(self, f: OrderbookSnapshotFrame, stream_seq: int, conn: str) -> list[BookEvent]:
         e = self._entry(f.market_ticker)
         if stream_seq and stream_seq <= e.stream_seq:
             return []  # already in the checkpoint this book started from
         was = e.state
         e.book.apply_snapshot(f.yes_levels, f.no_levels)
         e.sid, e.exchange_seq, e.stream_seq = f.sid, f.seq, stream_seq or e.stream_seq
+        e.conn = conn
         e.state, e.stale_reason, e.dirty = BookState.LIVE, None, True
         e.updates += 1
         # Buffered deltas the snapshot does not cover (same sid, later seq) still apply.
-        pending = [b for b in e.buffer if b.sid == f.sid and b.seq > f.seq]
+        pending = [b for b in e.buffer if b.sub == (conn, f.sid) and b.seq > f.seq]
         e.buffer.clear()
         events = [BookEvent("resynced", e.ticker)] if was is BookState.STALE else []
         events.append(BookEvent("snapshot", e.ticker))
@@ -165,16 +184,16 @@ class BookBuilder:
             events.extend(self._invalid(e, "snapshot is crossed or negative"))
         return events
 
-    def _delta(self, f: OrderbookDeltaFrame, stream_seq: int) -> list[BookEvent]:
+    def _delta(self, f: OrderbookDeltaFrame, stream_seq: int, conn: str) -> list[BookEvent]:
         e = self._entry(f.market_ticker)
         if stream_seq and stream_seq <= e.stream_seq:
             return []
-        if e.state is not BookState.LIVE or e.sid != f.sid:
+        if e.state is not BookState.LIVE or e.sid != f.sid or e.conn != conn:
             if e.state is BookState.LIVE:  # a new subscription's delta before its snapshot
-                return self._stale(e, f"delta from sid {f.sid}, book is from sid {e.sid}", f.sid)
+                return self._stale(e, f"delta from sid {f.sid}, book is from sid {e.sid}")
             if len(e.buffer) < self._max_buffer:
                 e.buffer.append(
-                    _Buffered(f.sid, f.seq, stream_seq, f.side, f.price, f.size, f.ts_ms)
+                    _Buffered((conn, f.sid), f.seq, stream_seq, f.side, f.price, f.size, f.ts_ms)
                 )
             else:  # bounded: the snapshot will rebuild the book anyway
                 e.buffer.clear()
@@ -206,28 +225,32 @@ class BookBuilder:
     def _invalid(self, e: MarketBook, reason: str | None = None) -> list[BookEvent]:
         self.invalid += 1
         why = reason or ("negative level" if e.book.negative else "crossed book")
-        return self._stale(e, why, e.sid)
+        return self._stale(e, why)
 
-    def _stale(self, e: MarketBook, reason: str, sid: int | None) -> list[BookEvent]:
+    def _stale(self, e: MarketBook, reason: str) -> list[BookEvent]:
         e.state, e.stale_reason, e.dirty = BookState.STALE, reason, True
         e.buffer.clear()
         log.info("book %s stale: %s", e.ticker, reason)
-        if self._on_resync is not None and sid is not None:
-            self._on_resync(sid, [e.ticker], reason)
+        if self._on_resync is not None and e.sid is not None:
+            self._on_resync(e.conn, e.sid, [e.ticker], reason)
         return [BookEvent("stale", e.ticker, reason)]
 
     # -- external staleness ----------------------------------------------------------------
 
-    def mark_sid_stale(self, sid: int, reason: str) -> list[BookEvent]:
+    def mark_sid_stale(self, sid: int, reason: str, conn: str = "") -> list[BookEvent]:
         """Every live book of ``sid`` goes stale (one gap taints the whole subscription)."""
-        hit = [e for e in self.books.values() if e.sid == sid and e.state is BookState.LIVE]
+        hit = [
+            e
+            for e in self.books.values()
+            if e.sid == sid and e.conn == conn and e.state is BookState.LIVE
+        ]
         for e in hit:
             e.state, e.stale_reason, e.dirty = BookState.STALE, reason, True
             e.buffer.clear()
         if hit:
             log.info("%d book(s) of sid %d stale: %s", len(hit), sid, reason)
-            if self._on_resync is not None:
-                self._on_resync(sid, [e.ticker for e in hit], reason)
+            if self._on_resync is not None and self._resync_on_gap:
+                self._on_resync(conn, sid, [e.ticker for e in hit], reason)
         return [BookEvent("stale", e.ticker, reason) for e in hit]
 
     def mark_stale(
@@ -236,6 +259,7 @@ class BookBuilder:
         reason: str,
         *,
         sid: int | None = None,
+        conn: str | None = None,
         before_seq: int | None = None,
     ) -> list[BookEvent]:
         """Mark books stale from outside (a gap record). With ``sid``, only books still on
@@ -248,6 +272,8 @@ class BookBuilder:
                 continue
             if sid is not None and e.sid != sid:
                 continue
+            if conn is not None and e.conn != conn:
+                continue
             if (
                 before_seq is not None
                 and e.exchange_seq is not None
@@ -258,9 +284,9 @@ class BookBuilder:
             events.append(BookEvent("stale", t, reason))
         return events
 
-    def forget_sid(self, sid: int) -> None:
+    def forget_sid(self, sid: int, conn: str = "") -> None:
         """The subscription is gone (unsubscribed, reconnect): stop tracking its seq."""
-        self._last_seq.pop(sid, None)
+        self._last_seq.pop((conn, sid), None)
 
     def dirty(self) -> list[MarketBook]:
         return [e for e in self.books.values() if e.dirty]

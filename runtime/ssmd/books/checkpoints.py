@@ -13,8 +13,11 @@ import logging
 import time
 
 from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from ssmd import subjects
+from ssmd.books.book import Checkpoint, CheckpointError
 from ssmd.books.builder import BookBuilder, BookState
 
 log = logging.getLogger("ssmd.books.checkpoints")
@@ -88,3 +91,37 @@ class CheckpointPublisher:
             self._task = None
         with contextlib.suppress(Exception):
             await self.flush()
+
+
+async def load_checkpoints(js: JetStreamContext, env: str, feed: str) -> list[Checkpoint]:
+    """The latest checkpoint of every market in ``{ENV}_{FEED}_BOOKS`` (unreadable ones skipped)."""
+    stream = subjects.books_stream_name(env, feed)
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        return []
+    if not info.state.messages:
+        return []
+    sub = await js.subscribe(
+        subjects.book_wildcard(env, feed),
+        stream=stream,
+        ordered_consumer=True,
+        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+    )
+    out: list[Checkpoint] = []
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=2.0)
+            except TimeoutError:
+                break
+            try:
+                out.append(Checkpoint.from_json(msg.data))
+            except CheckpointError as exc:
+                log.warning("checkpoint on %s skipped: %s", msg.subject, exc)
+            if msg.metadata.num_pending == 0:
+                break
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+    return out

@@ -24,6 +24,7 @@ from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
 from ssmd import subjects
+from ssmd.books.keeper import BookKeeper
 from ssmd.connector.dlq import dead_letter
 from ssmd.connector.gaps import GapRecord
 from ssmd.connector.metrics import ConnectorCollector, ConnectorStats, MetricsServer
@@ -102,6 +103,7 @@ class Connector:
         self.metrics: MetricsServer | None = None
         self._status: StatusReporter | None = None
         self.registry = CollectorRegistry()
+        self.books: BookKeeper | None = None
         self.ready = False
 
     def _env_credentials(self) -> KalshiCredentials | None:
@@ -202,6 +204,15 @@ class Connector:
             backoff_base=self._backoff_base,
             verify_interval=self._verify_interval,
         )
+        # Order books + checkpoints on {env}.{feed}.book.* (ssmd.books; reads stored frames).
+        self.books = BookKeeper(
+            js,
+            self.env_name,
+            self.feed,
+            interval=duration_seconds(s.book_checkpoint_interval),
+            resync=self._resync_books,
+        )
+        await self.books.start()
         self._new_shard()  # shard 0 always exists: it carries market_lifecycle_v2
         self._assign(tickers)
         for shard in self.shards:
@@ -228,6 +239,8 @@ class Connector:
         await asyncio.gather(*(s.stop() for s in self.shards), return_exceptions=True)
         if self.publisher is not None:
             await self.publisher.close(timeout=10.0)
+        if self.books is not None:
+            await self.books.stop()
         if self._status is not None:
             await self._status.stop()
         if self.metrics is not None:
@@ -237,6 +250,11 @@ class Connector:
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.close()
+
+    def _resync_books(self, conn: str, sid: int, tickers: list[str]) -> None:
+        for shard in self.shards:
+            if shard.conn_id == conn:
+                shard.request_snapshot(sid)
 
     def _spawn(self, coro: Any) -> None:
         t = asyncio.create_task(coro)

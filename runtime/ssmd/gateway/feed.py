@@ -27,11 +27,11 @@ import orjson
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
 
 from ssmd import subjects
-from ssmd.books.book import ONE, Checkpoint, CheckpointError
+from ssmd.books.book import ONE
 from ssmd.books.builder import BookBuilder, BookEvent, BookState, MarketBook
+from ssmd.books.checkpoints import load_checkpoints
 from ssmd.feeds.kalshi.messages import (
     EventLifecycleFrame,
     FrameParseError,
@@ -110,38 +110,8 @@ class GatewayFeed:
 
     # -- start-up ---------------------------------------------------------------------------
 
-    async def load_checkpoints(self) -> list[Checkpoint]:
-        stream = subjects.books_stream_name(self.env, self.feed_name)
-        try:
-            info = await self._js.stream_info(stream)
-        except NotFoundError:
-            return []
-        if not info.state.messages:
-            return []
-        sub = await self._js.subscribe(
-            subjects.book_wildcard(self.env, self.feed_name),
-            stream=stream,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-        )
-        out: list[Checkpoint] = []
-        try:
-            while True:
-                try:
-                    msg = await sub.next_msg(timeout=2.0)
-                except TimeoutError:
-                    break
-                with contextlib.suppress(CheckpointError):
-                    out.append(Checkpoint.from_json(msg.data))
-                if msg.metadata.num_pending == 0:
-                    break
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        return out
-
     async def start(self) -> None:
-        cps = await self.load_checkpoints()
+        cps = await load_checkpoints(self._js, self.env, self.feed_name)
         for cp in cps:
             self.builder.seed(cp)
             self.market(cp.ticker).book_version += 1
@@ -188,7 +158,9 @@ class GatewayFeed:
         parts = subject.split(".")
         kind = parts[2] if len(parts) > 2 else ""
         recv_ns = None
+        conn = ""
         if headers:
+            conn = headers.get("Ssmd-Conn", "")
             with contextlib.suppress(ValueError, TypeError):
                 recv_ns = int(headers.get("Ssmd-Recv-Ns", ""))
         if kind == "json":
@@ -200,7 +172,7 @@ class GatewayFeed:
                 self.errors += 1
                 return
             if isinstance(frame, OrderbookSnapshotFrame | OrderbookDeltaFrame):
-                self._book(frame, seq, recv_ns)
+                self._book(frame, seq, recv_ns, conn)
             elif isinstance(frame, TradeFrame):
                 self._trade(frame, seq, recv_ns)
             elif isinstance(frame, TickerFrame):
@@ -216,9 +188,13 @@ class GatewayFeed:
                     self.on_meta(t)
 
     def _book(
-        self, frame: OrderbookSnapshotFrame | OrderbookDeltaFrame, seq: int, recv_ns: int | None
+        self,
+        frame: OrderbookSnapshotFrame | OrderbookDeltaFrame,
+        seq: int,
+        recv_ns: int | None,
+        conn: str,
     ) -> None:
-        events = self.builder.apply(frame, seq)
+        events = self.builder.apply(frame, seq, conn)
         for ev in events:
             self._book_event(ev, frame, seq, recv_ns)
 
@@ -373,7 +349,11 @@ class GatewayFeed:
         sid = rec.get("sid") if isinstance(rec.get("sid"), int) else None
         before = rec.get("received_seq") if isinstance(rec.get("received_seq"), int) else None
         cause = str(rec.get("cause") or "gap")
-        for ev in self.builder.mark_stale(markets, f"gap: {cause}", sid=sid, before_seq=before):
+        conn = rec.get("conn") if isinstance(rec.get("conn"), str) else None
+        events = self.builder.mark_stale(
+            markets, f"gap: {cause}", sid=sid, conn=conn, before_seq=before
+        )
+        for ev in events:
             self.market(ev.ticker).book_version += 1
             self._sink.event(
                 ev.ticker,
