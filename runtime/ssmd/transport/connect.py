@@ -41,8 +41,14 @@ async def connect(
     async def on_error(exc: Exception) -> None:
         log.warning("nats error: %s", exc)
 
+    client_ref: list[Client] = []
+
     async def on_disconnect() -> None:
-        log.warning("nats disconnected from %s", redact_url(url))
+        # nats-py calls this on a deliberate close() too: only an unplanned loss is a warning
+        if client_ref and (client_ref[0].is_closed or client_ref[0].is_draining):
+            log.debug("nats connection to %s closed", redact_url(url))
+        else:
+            log.warning("nats disconnected from %s", redact_url(url))
 
     async def on_reconnect() -> None:
         log.info("nats reconnected to %s", redact_url(url))
@@ -69,6 +75,7 @@ async def connect(
         raise NatsUnavailable(
             f"cannot reach NATS at {redact_url(url)}: {exc.__class__.__name__} {exc}".strip()
         ) from None
+    client_ref.append(client)
     if reconnect:
         client.options["max_reconnect_attempts"] = -1
     return client
