@@ -119,6 +119,9 @@ class Client:
 async def client(
     sim: KalshiSim, hdrs: dict[str, str] | None = None, **kw: Any
 ) -> AsyncIterator[Client]:
+    # A client that stopped reading never sees the server's close frame (its queue is full),
+    # so do not wait the default 10 s for it when a test ends.
+    kw.setdefault("close_timeout", 0.5)
     async with connect(
         sim.ws_url, additional_headers=hdrs if hdrs is not None else headers(), **kw
     ) as ws:

@@ -179,6 +179,10 @@ class Connection:
         t = self.transport
         if t is None or t.is_closing():
             return
+        if self.ws is not None and self.ws.closed:
+            # A close frame has gone out: nothing may follow it.
+            self.closed = True
+            return
         if t.get_write_buffer_size() > self.write_high:
             self._start_drainer()
             return
