@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ssmd.gateway.stream")
 
 MAX_SYMBOLS = 10_000
+SOCKET_SNDBUF = 256 * 1024
 MIN_INTERVAL_MS, MAX_INTERVAL_MS = 10, 60_000
 _TEXT = WSMsgType.TEXT
 
@@ -88,6 +90,12 @@ async def stream_handler(gw: Gateway, request: web.Request) -> web.StreamRespons
         )
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=1 << 20)
     await ws.prepare(request)
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None:
+        # Bound what the kernel holds per client (it would autotune to MBs), so a slow
+        # client shows up in the gateway's own buffer, where the policy applies.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SNDBUF)
     buf = gw.settings.buffer
     c = Client(
         remote=request.remote or "?",
