@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
@@ -24,14 +24,23 @@ def env() -> None:
 @env.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing when every file is valid.")
-def validate(files: tuple[Path, ...], quiet: bool) -> None:
+@click.option(
+    "--cluster", is_flag=True,
+    help="Also check against the cluster: feed exists and is active, keys set, NATS and storage reachable.",
+)  # fmt: skip
+@click.option(
+    "--namespace", "-n", help="Namespace for --cluster (default: the file's, else default)."
+)
+def validate(files: tuple[Path, ...], quiet: bool, cluster: bool, namespace: str | None) -> None:
     """Check FILES offline against the resource schemas (Environment, Feed, Key).
 
     Stops at the first invalid file with exit code 1 and one line per problem:
-    FILE: FIELD.PATH: what is wrong.
+    FILE: FIELD.PATH: what is wrong. With --cluster, one ✓/✗ line per check of each
+    Environment, and exit code 1 on any ✗.
     """
     from ssmd.spec.loader import SpecError, load_file
 
+    failed = False
     for path in files:
         try:
             resources = load_file(path)
@@ -40,6 +49,30 @@ def validate(files: tuple[Path, ...], quiet: bool) -> None:
         if not quiet:
             names = ", ".join(f"{r.kind}/{r.metadata.name}" for r in resources)
             click.echo(f"✓ {path}: {names}")
+        if cluster:
+            failed |= _cluster_check(resources, namespace, quiet)
+    if failed:
+        raise SystemExit(1)
+
+
+def _cluster_check(resources: list[Any], namespace: str | None, quiet: bool) -> bool:
+    """Print the cluster checks of each Environment; True when any failed."""
+    import asyncio
+
+    from ssmd.cli.preflight import cluster_checks
+    from ssmd.spec import Environment
+
+    failed = False
+    for r in resources:
+        if not isinstance(r, Environment):
+            continue
+        ns = namespace or r.metadata.namespace or "default"
+        checks = asyncio.run(cluster_checks(r, ns))
+        for c in checks:
+            if not c.ok or not quiet:
+                click.echo(f"  {c.line()}")
+        failed |= not all(c.ok for c in checks)
+    return failed
 
 
 @env.command()
@@ -151,3 +184,22 @@ def diff(name: str, v1: int, v2: int | None, namespace: str) -> None:
         click.echo(out if out else f"versions {v1} and {newer} are identical", nl=not out)
 
     with_kube(run)
+
+
+@env.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--namespace", "-n", help="Namespace (default: the file's, else default).")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until Ready.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for Ready.")
+def apply(file: Path, namespace: str | None, wait: bool, timeout: float) -> None:
+    """Validate FILE, check it against the cluster, apply it, and wait until it is Ready.
+
+    Feed and Key documents in FILE are applied first. The Environment is refused, with
+    the failing check, when any check of `ssmd env validate --cluster` fails."""
+    import asyncio
+
+    from ssmd.cli.apply import apply_file
+
+    code = asyncio.run(apply_file(file, namespace, wait=wait, timeout=timeout))
+    if code:
+        raise SystemExit(code)
