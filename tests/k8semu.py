@@ -165,10 +165,13 @@ def _wants_table(request: rendering.Request) -> bool:
 _FILTER_RE = re.compile(r'^(\w+)\[\?\(@\.(\w+)==["\']([^"\']*)["\']\)\]$')
 
 
+_PATH_PART_RE = re.compile(r"\.((?:\w+)(?:\[\?\(@\.\w+==[\"'][^\"']*[\"']\)\])?)")
+
+
 def _jsonpath(obj: Any, path: str) -> Any:
     """The JSONPath subset printer columns use: ``.a.b``, ``.a[?(@.k=="v")].b``."""
     node = obj
-    for part in path.strip().lstrip(".").split("."):
+    for part in _PATH_PART_RE.findall(path.strip()):
         if node is None:
             return None
         if m := _FILTER_RE.match(part):

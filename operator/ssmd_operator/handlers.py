@@ -7,18 +7,21 @@ from typing import Any
 
 import kopf
 
+import ssmd_operator.keys  # noqa: F401  (registers the Key handlers: SealedSecrets, Secret watch)
 from ssmd_operator import config, feeds, reconcile
 from ssmd_operator.kube import Kube
 
 GROUP, VERSION = "ssmd.io", "v1alpha1"
 ENVIRONMENTS, FEEDS = "ssmdenvironments", "ssmdfeeds"
 
-# Handlers and the timer of one object may overlap: one pass at a time per object.
-_locks: dict[tuple[str, str], asyncio.Lock] = {}
+# Handlers and the timer of one object may overlap: one pass at a time per object. Keyed by
+# the event loop too: an operator restarted in the same process (tests) gets fresh locks.
+_locks: dict[tuple[int, str, str], asyncio.Lock] = {}
 
 
 def _lock(namespace: str, name: str) -> asyncio.Lock:
-    return _locks.setdefault((namespace, name), asyncio.Lock())
+    key = (id(asyncio.get_running_loop()), namespace, name)
+    return _locks.setdefault(key, asyncio.Lock())
 
 
 def _emitter(body: kopf.Body) -> reconcile.Emit:
@@ -35,6 +38,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # A watch that silently stalls must not stop reconciliation for long.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    # On deletion kopf stops the timer and re-checks it only every cancellation_polling
+    # seconds (60 by default) before releasing the finalizer: check every second.
+    settings.background.cancellation_polling = 1.0
 
 
 async def _reconcile_env(body: kopf.Body, namespace: str | None, name: str, *, retry: bool) -> None:
@@ -55,7 +61,7 @@ async def environment_changed(body: kopf.Body, namespace: str | None, name: str,
 
 @kopf.timer(
     GROUP, VERSION, ENVIRONMENTS, interval=config.RECONCILE_INTERVAL_S,
-    initial_delay=config.RECONCILE_INTERVAL_S,
+    initial_delay=config.RECONCILE_INTERVAL_S, backoff=config.RETRY_DELAY_S,
 )  # fmt: skip
 async def environment_timer(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
     await _reconcile_env(body, namespace, name, retry=False)
@@ -69,15 +75,16 @@ async def environment_deleted(body: kopf.Body, namespace: str | None, name: str,
             await reconcile.finalize(kube, dict(body), emit=_emitter(body))
         except ConnectionError as exc:
             raise kopf.TemporaryError(str(exc), delay=config.RETRY_DELAY_S) from None
-    _locks.pop((namespace, name), None)
+    _locks.pop((id(asyncio.get_running_loop()), namespace, name), None)
 
 
 @kopf.on.create(GROUP, VERSION, FEEDS)
 @kopf.on.update(GROUP, VERSION, FEEDS, field="spec")
 @kopf.on.resume(GROUP, VERSION, FEEDS)
 @kopf.timer(
-    GROUP, VERSION, FEEDS, interval=config.FEED_INTERVAL_S, initial_delay=config.FEED_INTERVAL_S
-)
+    GROUP, VERSION, FEEDS, interval=config.FEED_INTERVAL_S, initial_delay=config.FEED_INTERVAL_S,
+    backoff=config.RETRY_DELAY_S,
+)  # fmt: skip
 async def feed_changed(namespace: str | None, name: str, **_: Any) -> None:
     async with await Kube.connect() as kube:
         await feeds.reconcile(kube, namespace or "default", name)

@@ -110,6 +110,16 @@ async def _apply(kube: Kube, desired: dict[str, Any], existing: dict[str, Any] |
     return "updated"
 
 
+def _available(deployment: dict[str, Any]) -> int:
+    """Available replicas, counted only when the Deployment controller has seen the current
+    generation (a just-scaled Deployment still reports its old availability)."""
+    st = deployment.get("status") or {}
+    generation = int((deployment.get("metadata") or {}).get("generation") or 0)
+    if int(st.get("observedGeneration") or 0) < generation:
+        return 0
+    return int(st.get("availableReplicas") or 0)
+
+
 def _pipeline_state(st: dict[str, Any]) -> dict[str, Any]:
     p = dict(st.get("pipeline") or {})
     p.setdefault("steps", [])
@@ -181,11 +191,7 @@ async def reconcile(
     current: dict[Component, int] = {
         c: int((d.get("spec") or {}).get("replicas") or 0) for c, d in existing.items() if d
     }
-    available: dict[Component, int] = {
-        c: int(((d.get("status") or {}).get("availableReplicas")) or 0)
-        for c, d in existing.items()
-        if d
-    }
+    available: dict[Component, int] = {c: _available(d) for c, d in existing.items() if d}
     pipe = _pipeline_state(st)
     if pipe.get("target") != target:
         pipe.update(target=target, since=time.time())
@@ -206,6 +212,7 @@ async def reconcile(
             if step is None:
                 break
             replicas = {**replicas, **step.replicas}
+            available = {**available, **{c: 0 for c in step.replicas}}  # just changed
             pipe["since"] = time.time()  # the next step waits from here
             pipe["step"] = step.reason
             pipe["steps"] = [
@@ -235,7 +242,7 @@ async def reconcile(
 
     # --- status
     comp_ok, comp_reason, comp_msg = status.components_ready(
-        {c: replicas.get(c, 0) for c in enabled}, {c: d for c, d in existing.items() if d}
+        {c: replicas.get(c, 0) for c in enabled}, {c: n for c, n in available.items()}
     )
     obs = pipeline.Observed(current=replicas, available=available)
     phase = pipeline.phase_for(target, running, obs, suspend=env.spec.suspend)

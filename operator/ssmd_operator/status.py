@@ -140,17 +140,15 @@ def registry(
     return out
 
 
-def components_ready(
-    wanted: dict[str, int], deployments: dict[str, dict[str, Any]]
-) -> tuple[bool, str, str]:
-    """(ready, reason, message) from the Deployments' status against wanted replicas."""
+def components_ready(wanted: dict[str, int], available: dict[str, int]) -> tuple[bool, str, str]:
+    """(ready, reason, message): available replicas (from Deployment status) against wanted."""
     if all(n == 0 for n in wanted.values()):
         return True, "Stopped", "pipeline is scaled to zero as intended"
-    missing = []
-    for name, n in wanted.items():
-        st = (deployments.get(name) or {}).get("status") or {}
-        if n > 0 and int(st.get("availableReplicas") or 0) < n:
-            missing.append(f"{name} {int(st.get('availableReplicas') or 0)}/{n}")
+    missing = [
+        f"{name} {available.get(name, 0)}/{n}"
+        for name, n in wanted.items()
+        if n > 0 and available.get(name, 0) < n
+    ]
     if missing:
         return False, "ComponentsNotAvailable", "waiting for: " + ", ".join(missing)
     return True, "ComponentsAvailable", "every component is available"

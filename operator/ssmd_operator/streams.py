@@ -5,6 +5,7 @@ One short-lived NATS connection per reconcile pass. An unreachable server is a c
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from ssmd.transport.connect import NatsUnavailable, connect, redact_url
 from ssmd.transport.kv import read_status
 from ssmd.transport.streams import StreamConfigError, ensure_streams
 
-CONNECT_TIMEOUT_S = 2.0
+CONNECT_TIMEOUT_S = 1.0
 
 
 @dataclass
@@ -56,14 +57,23 @@ def rename_refused(env: Environment, recorded: str | None) -> str | None:
 
 
 async def _open(url: str, creds: dict[str, str]) -> Client:
-    return await connect(
-        url,
-        name="ssmd-operator",
-        connect_timeout=CONNECT_TIMEOUT_S,
-        reconnect=False,
-        initial_attempts=1,
-        **creds,
-    )
+    # nats-py keeps retrying a refused first connect; bound it so a pass always finishes.
+    try:
+        return await asyncio.wait_for(
+            connect(
+                url,
+                name="ssmd-operator",
+                connect_timeout=CONNECT_TIMEOUT_S,
+                reconnect=False,
+                initial_attempts=1,
+                **creds,
+            ),
+            CONNECT_TIMEOUT_S,
+        )
+    except TimeoutError:
+        raise NatsUnavailable(
+            f"cannot reach NATS at {redact_url(url)} within {CONNECT_TIMEOUT_S:.0f}s"
+        ) from None
 
 
 async def reconcile_streams(env: Environment, creds: dict[str, str]) -> StreamOutcome:

@@ -57,7 +57,7 @@ async def kube(k8s: k8semu.Emulator) -> AsyncIterator[Kube]:
 async def operator(k8s: k8semu.Emulator) -> AsyncIterator[KopfRunner]:
     """kopf in its own thread and loop; the emulator keeps serving from the test's loop."""
     runner = KopfRunner(
-        ["run", "--standalone", "--namespace=default"],
+        ["run", "--standalone", "--namespace=default", "--verbose"],
         registry=REGISTRY,
         settings=kopf.OperatorSettings(),
         timeout=30,
@@ -66,4 +66,6 @@ async def operator(k8s: k8semu.Emulator) -> AsyncIterator[KopfRunner]:
     await eventually(lambda: any(r.resource == ENVS for r in k8s[kmock.action.WATCH]), timeout=15)
     yield runner
     await asyncio.to_thread(runner.__exit__, None, None, None)
+    if os.environ.get("SSMD_TEST_KOPF_LOG"):
+        Path(os.environ["SSMD_TEST_KOPF_LOG"]).write_text(runner.output)  # noqa: ASYNC240
     assert runner.exception is None, runner.output

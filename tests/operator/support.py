@@ -108,3 +108,24 @@ def kalshi_document(nats_url: str, **spec_overrides: Any) -> dict[str, Any]:
 def write_yaml(path: Path, *docs: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
     return path
+
+
+def env_body(doc: dict[str, Any]) -> dict[str, Any]:
+    return {**doc, "apiVersion": "ssmd.io/v1alpha1", "kind": "Environment"}
+
+
+async def make_available(kube: Any, env: str, components: tuple[str, ...] = COMPONENTS) -> None:
+    """Play the Deployment controller's part: report every wanted replica available."""
+    for c in components:
+        d = await kube.get("Deployment", "default", f"{env}-{c}")
+        n = d["spec"]["replicas"]
+        body = {"status": {"replicas": n, "readyReplicas": n, "availableReplicas": n,
+                           "observedGeneration": d["metadata"]["generation"]}}  # fmt: skip
+        await kube.patch("Deployment", "default", f"{env}-{c}", body, sub="status")
+
+
+async def event_reasons(kube: Any, env: str) -> list[str]:
+    events = await kube.list("Event", "default")
+    mine = [e for e in events if (e.get("involvedObject") or {}).get("name") == env]
+    mine.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))
+    return [e["reason"] for e in mine]

@@ -3,28 +3,47 @@ the unmodified operator (kopf) -> children, a real nats-server's streams, and st
 
 from __future__ import annotations
 
+import asyncio
+import json
+import socket
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from kopf.testing import KopfRunner
 from nats.js import JetStreamContext
 
+from ssmd.transport.kv import ensure_kv
 from ssmd.transport.server import EmbeddedNats
 from ssmd_operator.kube import Kube
 from tests import k8semu
 from tests.operator.support import (
     CONFIGMAPS,
     DEPLOYMENTS,
+    ENVS,
     PVCS,
     SERVICES,
     cond,
+    env_body,
+    event_reasons,
     eventually,
     kalshi_document,
     kubectl,
     live,
+    make_available,
+    replicas,
+    ssmd,
     status,
     write_yaml,
 )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def owned_by(obj: dict[str, Any] | None, env: dict[str, Any]) -> bool:
@@ -43,7 +62,7 @@ async def test_apply_creates_children_streams_and_columns(
     await kubectl("apply", "--validate=false", "-f", str(manifest))
 
     await eventually(lambda: cond(k8s, "kalshi", "StreamReady").get("status") == "True")
-    env = live(k8s, DEPLOYMENTS.__class__("ssmd.io/v1alpha1/ssmdenvironments"), "kalshi")
+    env = live(k8s, ENVS, "kalshi")
     assert env is not None
     names = [f"kalshi-{c}" for c in ("connector", "archiver", "gateway", "secmaster")]
     for name in names:
@@ -89,3 +108,259 @@ async def test_apply_creates_children_streams_and_columns(
     assert header[:5] == ["NAME", "FEED", "PHASE", "READY", "MARKETS"]
     assert "MSGS/S" in header and "LAG" in header and "AGE" in header
     assert out.splitlines()[1].split()[:2] == ["kalshi", "kalshi"]
+
+
+async def _create(kube: Kube, doc: dict[str, Any]) -> None:
+    await kube.create(env_body(doc))
+
+
+async def test_spec_change_updates_deployments_and_records_a_version(
+    k8s: k8semu.Emulator, operator: KopfRunner, nats_server: EmbeddedNats, kube: Kube
+) -> None:
+    await _create(kube, kalshi_document(nats_server.url))
+    await eventually(lambda: status(k8s, "kalshi").get("currentVersion") == 1)
+    spec_patch = {"image": {"tag": "v9"}, "connector": {"maxMarketsPerConnection": 100}}
+    await kube.patch("Environment", "default", "kalshi", {"spec": spec_patch})
+
+    def image() -> str:
+        d = live(k8s, DEPLOYMENTS, "kalshi-connector") or {}
+        return str(d["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    await eventually(lambda: image() == "ghcr.io/ssmd/ssmd:v9")
+    await eventually(lambda: status(k8s, "kalshi").get("currentVersion") == 2)
+    env = live(k8s, ENVS, "kalshi")
+    assert env is not None
+    st = env["status"]
+    await eventually(lambda: status(k8s, "kalshi")["observedGeneration"] == 2)
+    assert [v["version"] for v in st["versions"]] == [1, 2]
+    assert st["versions"][0]["configHash"] != st["versions"][1]["configHash"]
+    v2 = live(k8s, CONFIGMAPS, "kalshi-v2")
+    assert v2 is not None and v2["immutable"] is True
+    rendered = live(k8s, CONFIGMAPS, "kalshi-environment") or {}
+    assert "maxMarketsPerConnection: 100" in rendered["data"]["environment.yaml"]
+
+    diff = await ssmd("env", "diff", "kalshi", "--v1", "1", "--v2", "2")
+    assert "+  tag: v9" in diff
+    assert "-  maxMarketsPerConnection: 200" in diff and "+  maxMarketsPerConnection: 100" in diff
+    history = await ssmd("env", "history", "kalshi")
+    assert history.splitlines()[0].split()[:3] == ["VERSION", "CONFIG", "HASH"]
+    assert len(history.splitlines()) == 3
+    shown = await ssmd("env", "show", "kalshi", "--version", "1")
+    assert "maxMarketsPerConnection: 200" in shown
+    missing = await ssmd("env", "diff", "kalshi", "--v1", "7", check=False)
+    assert (
+        missing.strip()
+        == "error: version 7 of kalshi is not recorded (see `ssmd env history kalshi`)"
+    )
+
+
+async def test_invalid_spec_changes_nothing_and_a_stream_rename_is_refused(
+    k8s: k8semu.Emulator, operator: KopfRunner, nats_server: EmbeddedNats, kube: Kube
+) -> None:
+    await _create(kube, kalshi_document(nats_server.url))
+    await eventually(lambda: cond(k8s, "kalshi", "StreamReady").get("status") == "True")
+    before = {n: (live(k8s, DEPLOYMENTS, f"kalshi-{n}") or {})["metadata"]["resourceVersion"]
+              for n in ("connector", "archiver")}  # fmt: skip
+
+    await kube.patch(
+        "Environment", "default", "kalshi", {"spec": {"transport": {"stream": {"maxAge": "soon"}}}}
+    )
+    ready = await eventually(
+        lambda: (c := cond(k8s, "kalshi", "Ready")).get("reason") == "InvalidSpec" and c
+    )
+    assert ready["status"] == "False"
+    assert "spec.transport.stream.maxAge" in ready["message"]
+    assert status(k8s, "kalshi")["currentVersion"] == 1  # no version for an invalid spec
+    after = {n: (live(k8s, DEPLOYMENTS, f"kalshi-{n}") or {})["metadata"]["resourceVersion"]
+             for n in ("connector", "archiver")}  # fmt: skip
+    assert after == before
+
+    # Back to valid, then a feed rename: JetStream names are immutable -> refused, clearly.
+    await kube.patch(
+        "Environment", "default", "kalshi", {"spec": {"transport": {"stream": {"maxAge": "24h"}}}}
+    )
+    await eventually(lambda: cond(k8s, "kalshi", "Ready").get("reason") != "InvalidSpec")
+    await kube.patch("Environment", "default", "kalshi", {"spec": {"feed": {"name": "kalshi2"}}})
+    stream = await eventually(
+        lambda: (
+            (c := cond(k8s, "kalshi", "StreamReady")).get("reason") == "StreamRenameRefused" and c
+        )
+    )
+    assert "KALSHI_KALSHI cannot be renamed to KALSHI_KALSHI2" in stream["message"]
+    assert cond(k8s, "kalshi", "Ready")["status"] == "False"
+
+
+async def test_timer_recreates_a_deleted_deployment(
+    k8s: k8semu.Emulator, operator: KopfRunner, nats_server: EmbeddedNats, kube: Kube
+) -> None:
+    await _create(kube, kalshi_document(nats_server.url))
+    first = await eventually(lambda: live(k8s, DEPLOYMENTS, "kalshi-connector"))
+    assert await kube.delete("Deployment", "default", "kalshi-connector")
+    again = await eventually(
+        lambda: (
+            (d := live(k8s, DEPLOYMENTS, "kalshi-connector"))
+            and d["metadata"]["uid"] != first["metadata"]["uid"]
+            and d
+        )
+    )
+    assert again["spec"]["replicas"] == 1
+    assert await eventually(lambda: _has(event_reasons(kube, "kalshi"), "DeploymentRecreated"))
+
+
+async def test_nats_down_at_first_then_up(
+    k8s: k8semu.Emulator, operator: KopfRunner, kube: Kube, tmp_path: Path
+) -> None:
+    port = free_port()
+    await _create(kube, kalshi_document(f"nats://127.0.0.1:{port}"))
+    down = await eventually(
+        lambda: (c := cond(k8s, "kalshi", "StreamReady")).get("reason") == "NatsUnreachable" and c
+    )
+    assert down["status"] == "False" and f"127.0.0.1:{port}" in down["message"]
+    assert live(k8s, DEPLOYMENTS, "kalshi-connector") is not None  # children do not wait for NATS
+    async with EmbeddedNats(tmp_path / "late-nats", port=port):
+        await eventually(lambda: cond(k8s, "kalshi", "StreamReady").get("status") == "True")
+        assert status(k8s, "kalshi")["stream"]["name"] == "KALSHI_KALSHI"
+
+
+async def test_status_reflects_the_status_kv_and_deployments(
+    k8s: k8semu.Emulator, operator: KopfRunner, nats_server: EmbeddedNats, js: JetStreamContext,
+    kube: Kube,
+) -> None:  # fmt: skip
+    await _create(kube, kalshi_document(nats_server.url))
+    await eventually(lambda: cond(k8s, "kalshi", "StreamReady").get("status") == "True")
+    await js.publish("kalshi.kalshi.json.trade.T1", b"{}")
+    today = datetime.now(UTC).date()
+    kv = await ensure_kv(js, "kalshi-status")
+    docs = {
+        "connector": {"markets": 12, "msgs_per_sec": 34.56, "source": "exchange", "big": "x" * 999},
+        "archiver": {"lag_s": 3, "inventory": [
+            {"date": today.isoformat(), "records": 10, "bytes": 100, "files": 2, "gaps": 1},
+            {"date": (today - timedelta(days=45)).isoformat(), "records": 1, "files": 1},
+        ]},
+        "gateway": {"clients": 3},
+        "secmaster": {"markets": 12, "gaps_today": 0},
+    }  # fmt: skip
+    for name, doc in docs.items():
+        await kv.put(name, orjson.dumps({**doc, "heartbeat": time.time()}))
+
+    st = await eventually(lambda: (s := status(k8s, "kalshi")).get("markets") == 12 and s)
+    assert st["msgsPerSec"] == 34.6 and st["lag"] == "3s"
+    assert st["components"]["gateway"]["clients"] == 3
+    assert len(st["components"]["connector"]["big"]) == 200  # bounded
+    assert [d["date"] for d in st["inventory"]] == [today.isoformat()]  # last 30 days only
+    assert st["inventory"][0] == {"date": today.isoformat(), "records": 10, "bytes": 100,
+                                  "files": 2, "gaps": 1}  # fmt: skip
+    assert st["lastArchiveDate"] == today.isoformat()
+    await eventually(lambda: status(k8s, "kalshi")["stream"]["messages"] == 1)
+    assert status(k8s, "kalshi")["stream"]["lastSeq"] == 1
+    assert cond(k8s, "kalshi", "ComponentsReady")["status"] == "False"
+
+    await make_available(kube, "kalshi")
+    await eventually(lambda: cond(k8s, "kalshi", "Ready").get("status") == "True")
+    assert status(k8s, "kalshi")["phase"] == "Running"
+    out = await kubectl("get", "ssmdenv", "kalshi")
+    row = out.splitlines()[1].split()
+    assert row[:5] == ["kalshi", "kalshi", "Running", "True", "12"]
+    assert row[5:8] == ["34.6", "3s", today.isoformat()]
+
+
+def _hhmm(now: datetime, hours: int) -> str:
+    return (now + timedelta(hours=hours)).strftime("%H:%M")
+
+
+async def test_schedule_tears_down_in_order_and_starts_again(
+    k8s: k8semu.Emulator, operator: KopfRunner, nats_server: EmbeddedNats, js: JetStreamContext,
+    kube: Kube,
+) -> None:  # fmt: skip
+    await _create(kube, kalshi_document(nats_server.url))
+    await eventually(lambda: replicas(k8s, "kalshi")["connector"] == 1)
+    await make_available(kube, "kalshi")
+    await eventually(lambda: status(k8s, "kalshi").get("phase") == "Running")
+
+    now = datetime.now(UTC)
+    window = {"timezone": "UTC", "teardown": _hhmm(now, -1), "startup": _hhmm(now, 1)}
+    await kube.patch("Environment", "default", "kalshi", {"spec": {"schedule": window}})
+    # Connector first; the archiver keeps running until it reports its files closed.
+    await eventually(lambda: replicas(k8s, "kalshi")["connector"] == 0)
+    assert replicas(k8s, "kalshi") == {"secmaster": 1, "archiver": 1, "gateway": 1, "connector": 0}
+    await eventually(lambda: status(k8s, "kalshi").get("phase") == "Stopping")
+    assert replicas(k8s, "kalshi")["archiver"] == 1
+    kv = await ensure_kv(js, "kalshi-status")
+    await kv.put("archiver", orjson.dumps({"filesClosed": True, "heartbeat": time.time()}))
+    await eventually(lambda: status(k8s, "kalshi").get("phase") == "Stopped")
+    assert replicas(k8s, "kalshi") == {"secmaster": 0, "archiver": 0, "gateway": 0, "connector": 0}
+    assert cond(k8s, "kalshi", "Ready")["status"] == "True"  # stopped as intended
+    await make_available(kube, "kalshi")  # the Deployment controller reports 0 of 0
+    reasons = await eventually(lambda: _has(event_reasons(kube, "kalshi"), "TeardownGateway"))
+    teardown = [r for r in reasons if r.startswith("Teardown")]
+    assert teardown == ["TeardownConnector", "TeardownArchiver", "TeardownGateway"]
+
+    # Startup: secmaster first, the rest once it is available; Starting -> Running.
+    window = {"timezone": "UTC", "teardown": _hhmm(now, 1), "startup": _hhmm(now, -1)}
+    await kube.patch("Environment", "default", "kalshi", {"spec": {"schedule": window}})
+    await eventually(lambda: replicas(k8s, "kalshi")["secmaster"] == 1)
+    await eventually(lambda: status(k8s, "kalshi").get("phase") == "Starting")
+    assert replicas(k8s, "kalshi") == {"secmaster": 1, "archiver": 0, "gateway": 0, "connector": 0}
+    await make_available(kube, "kalshi", ("secmaster",))
+    await eventually(lambda: replicas(k8s, "kalshi")["connector"] == 1)
+    assert replicas(k8s, "kalshi") == {"secmaster": 1, "archiver": 1, "gateway": 1, "connector": 1}
+    await make_available(kube, "kalshi")
+    await eventually(lambda: status(k8s, "kalshi").get("phase") == "Running")
+    reasons = await eventually(lambda: _has(event_reasons(kube, "kalshi"), "StartupComponents"))
+    assert [r for r in reasons if r.startswith("Startup")] == [
+        "StartupSecmaster",
+        "StartupComponents",
+    ]
+
+
+async def _has(reasons: Any, wanted: str) -> list[str] | None:
+    got = await reasons
+    return got if wanted in got else None
+
+
+async def test_suspend_with_ssmd_ops(
+    k8s: k8semu.Emulator, operator: KopfRunner, nats_server: EmbeddedNats, js: JetStreamContext,
+    kube: Kube,
+) -> None:  # fmt: skip
+    await _create(kube, kalshi_document(nats_server.url))
+    await eventually(lambda: replicas(k8s, "kalshi")["connector"] == 1)
+    await make_available(kube, "kalshi")
+    await eventually(lambda: status(k8s, "kalshi").get("phase") == "Running")
+
+    stop = asyncio.create_task(ssmd("ops", "stop", "kalshi", "--wait", "30"))
+    await eventually(lambda: replicas(k8s, "kalshi")["connector"] == 0)
+    kv = await ensure_kv(js, "kalshi-status")
+    await kv.put("archiver", orjson.dumps({"openFiles": 0, "heartbeat": time.time()}))
+    out = await stop
+    assert "TeardownConnector" in out and "TeardownArchiver" in out
+    assert "kalshi: phase Suspended" in out
+    assert replicas(k8s, "kalshi") == {"secmaster": 0, "archiver": 0, "gateway": 0, "connector": 0}
+    shown = await ssmd("ops", "status", "kalshi", "--json")
+    assert json.loads(shown)["phase"] == "Suspended"
+
+    await ssmd("ops", "start", "kalshi")
+    await eventually(lambda: replicas(k8s, "kalshi")["secmaster"] == 1)
+    assert (live(k8s, ENVS, "kalshi") or {})["spec"]["suspend"] is False
+
+
+async def test_deleting_keeps_the_stream_unless_asked(
+    k8s: k8semu.Emulator, operator: KopfRunner, nats_server: EmbeddedNats, js: JetStreamContext,
+    kube: Kube,
+) -> None:  # fmt: skip
+    await _create(kube, kalshi_document(nats_server.url))
+    doomed = kalshi_document(nats_server.url)
+    doomed["metadata"]["name"] = "scratch"
+    doomed["spec"]["transport"]["stream"]["deletePolicy"] = "delete"
+    await _create(kube, doomed)
+    for name in ("kalshi", "scratch"):
+        await eventually(lambda n=name: cond(k8s, n, "StreamReady").get("status") == "True")
+    assert (await js.stream_info("SCRATCH_KALSHI")).config.name == "SCRATCH_KALSHI"
+
+    for name in ("kalshi", "scratch"):
+        await kube.delete("Environment", "default", name)
+    for name in ("kalshi", "scratch"):
+        await eventually(lambda n=name: live(k8s, ENVS, n) is None)
+        assert live(k8s, DEPLOYMENTS, f"{name}-connector") is None  # garbage-collected
+    names = {s.config.name for s in await js.streams_info()}
+    assert "KALSHI_KALSHI" in names  # retain: data is never deleted by default
+    assert not any(n.startswith("SCRATCH_") for n in names)
