@@ -20,6 +20,7 @@ from kopf.testing import KopfRunner
 from prometheus_client import REGISTRY
 
 from ssmd.feeds.kalshi.auth import generate_private_key, private_key_pem
+from ssmd.keys.seal import controller_cert_path
 from ssmd.spec import Environment, validate_document
 from ssmd.transport.server import EmbeddedNats
 from ssmd_operator.keys import keys_ready
@@ -137,9 +138,11 @@ async def test_key_sealedsecret_secret_status_chain(
         "key 'archive-s3' is not set: run `ssmd key set kalshi archive-s3 --field access_key_id=VALUE"
     )
 
-    # `ssmd key set`: ENV by name (from the cluster: no environments/ here), cert from a file.
+    # `ssmd key set`: ENV by name (from the cluster: no environments/ here); the certificate
+    # from the controller, through the API server's service proxy.
+    k8s[f"get {controller_cert_path()}"] << TEST_CERT.read_bytes()
     out = await ssmd(tmp_path, "key", "set", "kalshi", "kalshi", "--field", f"api_key_id={KEY_ID}",
-                     "--from-file", "private_key=kalshi.pem", "--cert", str(TEST_CERT))  # fmt: skip
+                     "--from-file", "private_key=kalshi.pem")  # fmt: skip
     assert "✓ sealed kalshi: api_key_id, private_key → default/kalshi-kalshi" in out
     ss = await eventually(lambda: live(k8s, SEALED, "kalshi-kalshi"))
     key = live(k8s, KEYS, "kalshi-kalshi")
@@ -215,6 +218,16 @@ async def test_key_sealedsecret_secret_status_chain(
         "archive-s3": "set",
         "kalshi": "set",
     }
+
+    # Rotation and deletion are audited too.
+    await ssmd(tmp_path, "key", "rotate", "kalshi", "kalshi", "--field", f"api_key_id={KEY_ID}",
+               "--from-file", "private_key=kalshi.pem")  # fmt: skip
+    await ssmd(tmp_path, "key", "delete", "kalshi", "archive-s3", "--yes")
+    await eventually(lambda: live(k8s, KEYS, "kalshi-archive-s3") is None)
+    reasons = {
+        (e["involvedObject"]["name"], e["reason"]) for e in await kube.list("Event", "default")
+    }
+    assert {("kalshi-kalshi", "KeyRotated"), ("kalshi-archive-s3", "KeyDeleted")} <= reasons
 
     # The controller removes the Secret (e.g. the SealedSecret was deleted): not set again.
     await kube.delete("Secret", "default", "kalshi-kalshi")
