@@ -13,8 +13,10 @@ from typing import Any
 import aiohttp
 import orjson
 import websockets
+from click.testing import CliRunner
 from nats.js import JetStreamContext
 
+from ssmd.cli.main import cli
 from ssmd.gateway.clients import ClientState
 from ssmd.keys.resolve import KeyResolver
 from ssmd.spec import Environment
@@ -243,6 +245,30 @@ async def test_api_keys_401_without_and_admin_commands(
                 (info,) = (await r.json())["clients"]
             assert info["symbols"] == [T] and info["user"].startswith("key-")
             cid = info["id"]
+            # The admin CLI against the running gateway.
+            runner = CliRunner()
+
+            def run(*args: str) -> Any:
+                return runner.invoke(
+                    cli, [*args, "--gateway", gw.http_url], env={"SSMD_API_KEY": "k-beta"}
+                )
+
+            r0 = await asyncio.to_thread(run, "client", "list", "--json")
+            assert r0.exit_code == 0, r0.output
+            assert [c["id"] for c in orjson.loads(r0.output)] == [cid]
+            r0 = await asyncio.to_thread(run, "client", "show", cid)
+            assert r0.exit_code == 0 and "symbols" in r0.output
+            r0 = await asyncio.to_thread(run, "client", "set-mode", cid, "latest")
+            assert r0.exit_code == 0 and "mode latest" in r0.output
+            r0 = await asyncio.to_thread(run, "client", "show", "c-nope")
+            assert r0.exit_code == 1 and "404" in r0.output
+            r0 = await asyncio.to_thread(
+                runner.invoke,
+                cli,
+                ["client", "list", "--gateway", gw.http_url],
+                env={"SSMD_API_KEY": ""},
+            )
+            assert r0.exit_code == 1 and "API key" in r0.output
             async with http.post(
                 f"{gw.http_url}/v1/admin/clients/{cid}/mode",
                 headers=h,

@@ -94,6 +94,16 @@ async def test_books_equal_the_true_books_after_trades_and_faults_and_late_gatew
             await until(lambda: _client_matches(cl, truth), 10, "client books = true books")
             assert cl.of("trade"), "the run had trades"
             assert cl.of("notice", notice="stale") and cl.of("notice", notice="resynced")
+            # REST trades: the same trades the client saw, newest first.
+            t0 = cl.of("trade")[0]["symbol"]
+            seen = [e["trade_id"] for e in cl.of("trade", symbol=t0)]
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"{early.http_url}/v1/markets/{t0}/trades", params={"limit": "1000"}) as r,
+            ):
+                rest = (await r.json())["trades"]
+            assert [x["trade_id"] for x in rest] == seen[::-1][: len(rest)]
+            assert len(rest) == min(len(seen), 1000)
             # 3. Checkpoints: one per market, equal to the truth, with the seq of their frame.
             assert c.books is not None
             await c.books.checkpoints.flush()
@@ -112,6 +122,8 @@ async def test_books_equal_the_true_books_after_trades_and_faults_and_late_gatew
         late = await start_gateway(env, nats_server.url, tmp_path / "gw2")
         try:
             assert late.feed.checkpoints_loaded == len(truth)
+            # Gaps before the checkpoints are still listed.
+            assert {g["cause"] for g in late.feed.gaps} >= {"seq_gap"}
             async with aiohttp.ClientSession() as http:
                 base = late.url.replace("ws://", "http://")
                 for t, tb in truth.items():

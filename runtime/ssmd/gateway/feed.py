@@ -118,6 +118,8 @@ class GatewayFeed:
         self.checkpoints_loaded = len(cps)
         start = min((cp.seq for cp in cps), default=0) + 1
         self.started_seq = start
+        if cps:
+            await self._load_gaps(start)
         stream = subjects.stream_name(self.env, self.feed_name)
         self._sub = await self._js.subscribe(
             subjects.feed_wildcard(self.env, self.feed_name),
@@ -133,6 +135,34 @@ class GatewayFeed:
         )
         self.ready.set()
         log.info("gateway feed started: %d checkpoint(s), from stream seq %d", len(cps), start)
+
+    async def _load_gaps(self, before: int) -> None:
+        """Gap records older than where the feed starts, for ``/v1/meta/gaps`` (the books
+        they concern are already past them: the checkpoints are newer)."""
+        sub = await self._js.subscribe(
+            subjects.gap_subject(self.env, self.feed_name),
+            stream=subjects.stream_name(self.env, self.feed_name),
+            ordered_consumer=True,
+        )
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=0.5)
+                except TimeoutError:
+                    break
+                seq = msg.metadata.sequence.stream
+                if seq >= before:
+                    break
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    rec = orjson.loads(msg.data)
+                    if isinstance(rec, dict):
+                        rec.setdefault("stream_seq", seq)
+                        self.gaps.append(rec)
+                if msg.metadata.num_pending == 0:
+                    break
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def stop(self) -> None:
         if self._sub is not None:

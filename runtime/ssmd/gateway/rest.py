@@ -47,6 +47,10 @@ def _int(q: Any, name: str, default: int, lo: int, hi: int) -> int:
     return v
 
 
+class _NoClient(LookupError):
+    pass
+
+
 class Rest:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -77,6 +81,8 @@ class Rest:
                 return result
             except BadRequest as exc:
                 return _err(400, "bad_request", str(exc))
+            except _NoClient:
+                return _err(404, "not_found", "no such client (see /v1/admin/clients)")
 
         return handler
 
@@ -269,10 +275,7 @@ class Rest:
     def _client(self, request: web.Request) -> Any:
         c = self.gw.hub.clients.get(request.match_info["id"])
         if c is None:
-            raise web.HTTPNotFound(
-                body=orjson.dumps({"error": "not_found", "message": "no such client"}),
-                content_type="application/json",
-            )
+            raise _NoClient
         return c
 
     async def client(self, request: web.Request) -> web.Response:
