@@ -7,11 +7,13 @@ import asyncio
 import json
 import socket
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from kopf.testing import KopfRunner
 from nats.js import JetStreamContext
 
@@ -52,9 +54,9 @@ def owned_by(obj: dict[str, Any] | None, env: dict[str, Any]) -> bool:
 
 
 async def test_apply_creates_children_streams_and_columns(
+    nats_server: EmbeddedNats,
     k8s: k8semu.Emulator,
     operator: KopfRunner,
-    nats_server: EmbeddedNats,
     js: JetStreamContext,
     tmp_path: Path,
 ) -> None:
@@ -115,7 +117,7 @@ async def _create(kube: Kube, doc: dict[str, Any]) -> None:
 
 
 async def test_spec_change_updates_deployments_and_records_a_version(
-    k8s: k8semu.Emulator, operator: KopfRunner, nats_server: EmbeddedNats, kube: Kube
+    nats_server: EmbeddedNats, k8s: k8semu.Emulator, operator: KopfRunner, kube: Kube
 ) -> None:
     await _create(kube, kalshi_document(nats_server.url))
     await eventually(lambda: status(k8s, "kalshi").get("currentVersion") == 1)
@@ -139,15 +141,17 @@ async def test_spec_change_updates_deployments_and_records_a_version(
     rendered = live(k8s, CONFIGMAPS, "kalshi-environment") or {}
     assert "maxMarketsPerConnection: 100" in rendered["data"]["environment.yaml"]
 
-    diff = await ssmd("env", "diff", "kalshi", "--v1", "1", "--v2", "2")
+    diff, history, shown, missing = await asyncio.gather(  # independent: run side by side
+        ssmd("env", "diff", "kalshi", "--v1", "1", "--v2", "2"),
+        ssmd("env", "history", "kalshi"),
+        ssmd("env", "show", "kalshi", "--version", "1"),
+        ssmd("env", "diff", "kalshi", "--v1", "7", check=False),
+    )
     assert "+  tag: v9" in diff
     assert "-  maxMarketsPerConnection: 200" in diff and "+  maxMarketsPerConnection: 100" in diff
-    history = await ssmd("env", "history", "kalshi")
     assert history.splitlines()[0].split()[:3] == ["VERSION", "CONFIG", "HASH"]
     assert len(history.splitlines()) == 3
-    shown = await ssmd("env", "show", "kalshi", "--version", "1")
     assert "maxMarketsPerConnection: 200" in shown
-    missing = await ssmd("env", "diff", "kalshi", "--v1", "7", check=False)
     assert (
         missing.strip()
         == "error: version 7 of kalshi is not recorded (see `ssmd env history kalshi`)"
@@ -155,7 +159,7 @@ async def test_spec_change_updates_deployments_and_records_a_version(
 
 
 async def test_invalid_spec_changes_nothing_and_a_stream_rename_is_refused(
-    k8s: k8semu.Emulator, operator: KopfRunner, nats_server: EmbeddedNats, kube: Kube
+    nats_server: EmbeddedNats, k8s: k8semu.Emulator, operator: KopfRunner, kube: Kube
 ) -> None:
     await _create(kube, kalshi_document(nats_server.url))
     await eventually(lambda: cond(k8s, "kalshi", "StreamReady").get("status") == "True")
@@ -191,7 +195,7 @@ async def test_invalid_spec_changes_nothing_and_a_stream_rename_is_refused(
 
 
 async def test_timer_recreates_a_deleted_deployment(
-    k8s: k8semu.Emulator, operator: KopfRunner, nats_server: EmbeddedNats, kube: Kube
+    nats_server: EmbeddedNats, k8s: k8semu.Emulator, operator: KopfRunner, kube: Kube
 ) -> None:
     await _create(kube, kalshi_document(nats_server.url))
     first = await eventually(lambda: live(k8s, DEPLOYMENTS, "kalshi-connector"))
@@ -207,23 +211,32 @@ async def test_timer_recreates_a_deleted_deployment(
     assert await eventually(lambda: _has(event_reasons(kube, "kalshi"), "DeploymentRecreated"))
 
 
+@pytest.fixture
+async def late_nats(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
+    """A nats-server that is not running yet; requested before ``operator`` so that it stops
+    only after the operator has (no reconcile pass waits on a dead server at teardown)."""
+    srv = EmbeddedNats(tmp_path / "late-nats", port=free_port())
+    yield srv
+    await srv.stop()
+
+
 async def test_nats_down_at_first_then_up(
-    k8s: k8semu.Emulator, operator: KopfRunner, kube: Kube, tmp_path: Path
+    late_nats: EmbeddedNats, k8s: k8semu.Emulator, operator: KopfRunner, kube: Kube
 ) -> None:
-    port = free_port()
+    port = late_nats.port
     await _create(kube, kalshi_document(f"nats://127.0.0.1:{port}"))
     down = await eventually(
         lambda: (c := cond(k8s, "kalshi", "StreamReady")).get("reason") == "NatsUnreachable" and c
     )
     assert down["status"] == "False" and f"127.0.0.1:{port}" in down["message"]
     assert live(k8s, DEPLOYMENTS, "kalshi-connector") is not None  # children do not wait for NATS
-    async with EmbeddedNats(tmp_path / "late-nats", port=port):
-        await eventually(lambda: cond(k8s, "kalshi", "StreamReady").get("status") == "True")
-        assert status(k8s, "kalshi")["stream"]["name"] == "KALSHI_KALSHI"
+    await late_nats.start()
+    await eventually(lambda: cond(k8s, "kalshi", "StreamReady").get("status") == "True")
+    assert status(k8s, "kalshi")["stream"]["name"] == "KALSHI_KALSHI"
 
 
 async def test_status_reflects_the_status_kv_and_deployments(
-    k8s: k8semu.Emulator, operator: KopfRunner, nats_server: EmbeddedNats, js: JetStreamContext,
+    nats_server: EmbeddedNats, k8s: k8semu.Emulator, operator: KopfRunner, js: JetStreamContext,
     kube: Kube,
 ) -> None:  # fmt: skip
     await _create(kube, kalshi_document(nats_server.url))
@@ -269,7 +282,7 @@ def _hhmm(now: datetime, hours: int) -> str:
 
 
 async def test_schedule_tears_down_in_order_and_starts_again(
-    k8s: k8semu.Emulator, operator: KopfRunner, nats_server: EmbeddedNats, js: JetStreamContext,
+    nats_server: EmbeddedNats, k8s: k8semu.Emulator, operator: KopfRunner, js: JetStreamContext,
     kube: Kube,
 ) -> None:  # fmt: skip
     await _create(kube, kalshi_document(nats_server.url))
@@ -319,7 +332,7 @@ async def _has(reasons: Any, wanted: str) -> list[str] | None:
 
 
 async def test_suspend_with_ssmd_ops(
-    k8s: k8semu.Emulator, operator: KopfRunner, nats_server: EmbeddedNats, js: JetStreamContext,
+    nats_server: EmbeddedNats, k8s: k8semu.Emulator, operator: KopfRunner, js: JetStreamContext,
     kube: Kube,
 ) -> None:  # fmt: skip
     await _create(kube, kalshi_document(nats_server.url))
@@ -344,7 +357,7 @@ async def test_suspend_with_ssmd_ops(
 
 
 async def test_deleting_keeps_the_stream_unless_asked(
-    k8s: k8semu.Emulator, operator: KopfRunner, nats_server: EmbeddedNats, js: JetStreamContext,
+    nats_server: EmbeddedNats, k8s: k8semu.Emulator, operator: KopfRunner, js: JetStreamContext,
     kube: Kube,
 ) -> None:  # fmt: skip
     await _create(kube, kalshi_document(nats_server.url))
