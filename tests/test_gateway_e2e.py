@@ -102,8 +102,9 @@ async def test_books_equal_the_true_books_after_trades_and_faults_and_late_gatew
                 http.get(f"{early.http_url}/v1/markets/{t0}/trades", params={"limit": "1000"}) as r,
             ):
                 rest = (await r.json())["trades"]
-            assert [x["trade_id"] for x in rest] == seen[::-1][: len(rest)]
-            assert len(rest) == min(len(seen), 1000)
+            # (The gateway may also hold trades from before this client subscribed.)
+            ids = [x["trade_id"] for x in rest]
+            assert ids[: len(seen)] == seen[::-1][: len(ids)] and len(ids) >= min(len(seen), 1000)
             # 3. Checkpoints: one per market, equal to the truth, with the seq of their frame.
             assert c.books is not None
             await c.books.checkpoints.flush()
