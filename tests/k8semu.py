@@ -32,6 +32,11 @@ What plain ``kmock.KubernetesEmulator`` 0.8 lacks, and what this module adds:
     resource: "the server doesn't have a resource type ns"), and subresource entries repeat the
     shortNames (kubectl warnings). -> fixed.
 
+13. (added in ssmd) kmock picks a reaction by testing ``request in reaction-view``, which walks
+    the whole request journal through every filter: each request costs O(requests x reactions),
+    so the emulator slows down as a test goes on (create+get of a ConfigMap: 50 ms at first,
+    270 ms after 400 requests). -> the chains of Filter/Priority views back to the emulator
+    are checked against the one request (kmock's own check for anything else).
 12. (added in ssmd) ``Accept: application/json;as=Table`` is ignored, so ``kubectl get`` shows
     only NAME and AGE. -> Tables with a CRD's ``additionalPrinterColumns`` (a JSONPath subset:
     dotted fields and ``[?(@.k=="v")]`` filters; ``date`` columns rendered as an age).
@@ -63,7 +68,7 @@ import attrs
 import jsonpatch
 import jsonpointer
 import kmock
-from kmock._internal import enums, parsing, rendering
+from kmock._internal import apps, dsl, enums, parsing, rendering
 
 CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 
@@ -106,6 +111,43 @@ def _guess_k8s(
 
 
 parsing.guess_k8s = _guess_k8s
+
+
+# ---------------------------------------------------------------------------------------------
+# Gap 13: reaction matching is O(journal); check the view chain against the one request.
+# ---------------------------------------------------------------------------------------------
+def _sees(view: Any, request: rendering.Request, root: Any) -> bool:
+    while view is not root:
+        if type(view) is dsl.Priority:
+            view = view._source
+        elif type(view) is dsl.Filter:
+            if not view.criteria(request):
+                return False
+            view = view._source
+        else:
+            return request in view  # slices, groups, exclusions: kmock's own check
+    return True
+
+
+async def _fast_handle(self: Any, request: rendering.Request) -> aiohttp.web.StreamResponse:
+    # Same as kmock.apps.RawHandler._handle (0.8), except for the containment check.
+    priorities: list[tuple[float, ...]] = [payload.priorities for payload in self._payloads]
+    max_length = max(len(priority) for priority in priorities) if priorities else 0
+    priorities = [tuple(-p for p in priority) for priority in priorities]
+    priorities = [priority + (0,) * (max_length - len(priority)) for priority in priorities]
+    indexes = sorted(range(len(priorities)), key=lambda index: priorities[index])
+    for payload in (self._payloads[index] for index in indexes):
+        if _sees(payload._source, request, self) and not payload._disabled.is_set():
+            try:
+                return await payload(request)
+            except rendering.ReactionMismatchError:
+                payload._disabled.set()
+            except NotImplementedError:
+                pass
+    raise NotImplementedError("Undefined server behaviour: no reaction matches the request.")
+
+
+apps.RawHandler._handle = _fast_handle  # type: ignore[method-assign]
 
 
 # ---------------------------------------------------------------------------------------------
