@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -76,3 +77,28 @@ def assert_clean(*texts: str) -> None:
     blob = "\n".join(texts)
     leaked = [s for s in SECRETS if s in blob]
     assert not leaked, f"{len(leaked)} secret value(s) appeared in output"
+
+
+async def run_cli(cwd: Path, *args: str) -> tuple[int, str]:
+    """``ssmd ARGS`` in this process (no interpreter start-up), in a worker thread so the
+    test's loop keeps serving the emulator; the CLI's own ``asyncio.run`` gets that thread.
+    The output is checked for secret values."""
+    import asyncio
+    import os
+
+    from click.testing import CliRunner
+
+    from ssmd.cli.main import cli
+
+    def invoke() -> tuple[int, str]:
+        old = Path.cwd()
+        os.chdir(cwd)  # ENV by name: environments/NAME.yaml is looked up relative to here
+        try:
+            r = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+        finally:
+            os.chdir(old)
+        return r.exit_code, r.output
+
+    code, out = await asyncio.to_thread(invoke)
+    assert_clean(out)
+    return code, out

@@ -6,10 +6,7 @@ Secret, as the controller would. ``ssmd key set`` runs as a process against the 
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import os
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +27,7 @@ from tests.keys_support import (
     TEST_CERT,
     assert_clean,
     controller_private_key,
+    run_cli,
     secret,
     unseal,
 )
@@ -60,15 +58,9 @@ S3_SECRET = secret("chain/secret/TESTONLY/4f8a9b")
 
 
 async def ssmd(cwd: Path, *args: str, check: bool = True) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ssmd.cli.main", *args, cwd=cwd, env=dict(os.environ),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await proc.communicate()
-    text = out.decode()
-    assert_clean(text)
+    code, text = await run_cli(cwd, *args)
     if check:
-        assert proc.returncode == 0, f"ssmd {' '.join(args)}: exit {proc.returncode}: {text}"
+        assert code == 0, f"ssmd {' '.join(args)}: exit {code}: {text}"
     return text
 
 

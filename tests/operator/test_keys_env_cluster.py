@@ -4,9 +4,6 @@ a local HTTP server as the S3 endpoint)."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +14,7 @@ from aiohttp import web
 from ssmd.transport.server import EmbeddedNats
 from ssmd_operator.kube import Kube
 from tests import k8semu
-from tests.keys_support import TEST_CERT, assert_clean, secret
+from tests.keys_support import TEST_CERT, run_cli, secret
 from tests.keys_support import no_secret_leaks as no_secret_leaks  # autouse
 from tests.operator.support import kalshi_document, live, write_yaml
 
@@ -27,14 +24,7 @@ KEY_ID = secret("kid-validate-91c2")
 
 
 async def ssmd(cwd: Path, *args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ssmd.cli.main", *args, cwd=cwd, env=dict(os.environ),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await proc.communicate()
-    text = out.decode()
-    assert_clean(text)
-    return proc.returncode or 0, text
+    return await run_cli(cwd, *args)
 
 
 @pytest.fixture
