@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -42,11 +43,26 @@ def test_bad_input_is_one_line_error(tmp_path: Path) -> None:
         (["--fault", "explode"], "--fault"),
         (["--key", "no-equals-sign"], "KEYID=PUBKEY.pem"),
         (["--key", f"k={tmp_path / 'missing.pem'}"], "cannot read"),
+        (["--port", "0", "--data-dir", "/proc/no-such-dir"], "demo key pair"),
     ):
         res = runner.invoke(cli, ["sim", "kalshi", *args])
         assert res.exit_code == 1, res.output
         assert res.output.startswith("error: ") and needle in res.output
         assert len(res.output.strip().splitlines()) == 1
+
+
+def test_port_in_use_is_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        pub = tmp_path / "pub.pem"
+        pub.write_bytes(public_key_pem(signing_key().public_key()))
+        res = CliRunner().invoke(cli, ["sim", "kalshi", "--port", str(port), "--key", f"k={pub}"])
+    assert (
+        res.exit_code == 1
+        and res.output == f"error: port {port} on 127.0.0.1 is in use; pick another with --port\n"
+    )
 
 
 def test_runs_until_ctrl_c(tmp_path: Path) -> None:

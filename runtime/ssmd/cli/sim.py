@@ -191,6 +191,11 @@ def kalshi(
                 raise UserError(
                     f"port {port} on {host} is in use; pick another with --port"
                 ) from None
+            if exc.filename:  # the demo key pair could not be written
+                raise UserError(
+                    f"cannot write the demo key pair in {data_dir}: {exc.strerror}; "
+                    "pick another --data-dir"
+                ) from None
             raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -97,6 +97,8 @@ class Engine:
         self._pending_n = 0
         for m in universe.markets:
             self._add_book(m, populate=m.status is not MarketStatus.INITIALIZED)
+        # Markets created unopened at start, opened first by lifecycle actions.
+        self._unopened = [m.index for m in universe.markets if m.status is MarketStatus.INITIALIZED]
 
     # -- setup ----------------------------------------------------------------------------
 
@@ -332,22 +334,27 @@ class Engine:
     def _lc_open(self, v: int) -> None:
         """Open a market: an unopened one if any, else a new one (in a new event at times)."""
         u = self.u
-        for m in u.markets:
-            if m.status is MarketStatus.INITIALIZED and not self._is_pending(m.index):
-                self._lc_activate(m.index, v)
+        while self._unopened:
+            i = self._unopened.pop(0)
+            if u.markets[i].status is MarketStatus.INITIALIZED:
+                self._lc_activate(i, v)
                 return
         rng = self.rng
         ti = rng.randrange(len(TEMPLATES))
         ms = v // 1000
-        open_events = [
-            e
-            for e in u.events.values()
-            if e.template == ti
-            and TEMPLATES[ti].kind in ("above", "range")
-            and u.event_status(e) == "open"
-        ]
-        if open_events and rng.random() < 0.5:
-            m = u.new_market(open_events[int(rng.random() * len(open_events))], ms)
+        target: Event | None = None
+        if TEMPLATES[ti].kind in ("above", "range") and rng.random() < 0.5:
+            # A new strike in a recent open event of this kind (a few tries: stay O(1)).
+            candidates = u.by_template.get(ti, [])[-8:]
+            for _ in range(3):
+                if not candidates:
+                    break
+                e = u.events[candidates[int(rng.random() * len(candidates))]]
+                if u.event_status(e) == "open":
+                    target = e
+                    break
+        if target is not None:
+            m = u.new_market(target, ms)
         else:
             before = len(u.markets)
             ev = u.new_event(ti, ms, limit=1)
@@ -400,9 +407,6 @@ class Engine:
         if ev.strike_date is not None:
             body["strike_date"] = ev.strike_date
         self.out.append((CH_LIFECYCLE, -1, K_EVENT_LC, orjson.dumps(body) + b"}"))
-
-    def _is_pending(self, i: int) -> bool:
-        return any(p[3] == i for p in self._pending)
 
     def _lc_activate(self, i: int, v: int) -> None:
         m = self.u.markets[i]

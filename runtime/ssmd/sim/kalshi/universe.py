@@ -8,6 +8,7 @@ survive), monthly ones (``FED-26JAN-T3.25``) and games (``KXNFLGAME-26JAN04BUFNY
 from __future__ import annotations
 
 import calendar
+import itertools
 import random
 import time
 from dataclasses import dataclass, field
@@ -248,6 +249,11 @@ class Market:
         return self.status is MarketStatus.ACTIVE
 
 
+def _yy(year: int) -> str:
+    """Kalshi's two-digit year; four digits past 2099 so codes never wrap around."""
+    return f"{year % 100:02d}" if year < 2100 else str(year)
+
+
 def _strike_text(value: float, decimals: int) -> str:
     return f"{value:.{decimals}f}"
 
@@ -267,6 +273,7 @@ class Universe:
         self.markets: list[Market] = []
         self.by_ticker: dict[str, int] = {}
         self.by_id: dict[str, int] = {}
+        self.by_template: dict[int, list[str]] = {}  # event tickers per template, oldest first
         self._day = [0] * len(TEMPLATES)  # next date offset per template
         self._build(n_markets)
 
@@ -291,7 +298,7 @@ class Universe:
             tm = time.gmtime(start_day)
             y, m = tm.tm_year, tm.tm_mon + day  # next month onwards: always in the future
             y, m = y + m // 12, m % 12
-            code = f"{y % 100:02d}{MONTHS[m]}"
+            code = f"{_yy(y)}{MONTHS[m]}"
             ts = calendar.timegm((y, m + 1, 28, 18, 0, 0, 0, 0, 0))
             return code, f"{MONTH_NAMES[m]} {y}", ts
         hour = 0
@@ -300,7 +307,7 @@ class Universe:
             d, hour = divmod(day + 15, 24)  # hourly events: 15h, 16h, ... of successive days
         sec = start_day + d * DAY_S
         tm = time.gmtime(sec)
-        code = f"{tm.tm_year % 100:02d}{MONTHS[tm.tm_mon - 1]}{tm.tm_mday:02d}"
+        code = f"{_yy(tm.tm_year)}{MONTHS[tm.tm_mon - 1]}{tm.tm_mday:02d}"
         human = f"{MONTH_NAMES[tm.tm_mon - 1]} {tm.tm_mday}, {tm.tm_year}"
         if t.hourly:
             code += f"{hour:02d}"
@@ -312,7 +319,7 @@ class Universe:
     ) -> Event:
         t = TEMPLATES[ti]
         rng = self.rng
-        while True:
+        for attempt in itertools.count():
             day = self._day[ti]
             self._day[ti] += 1 if t.kind != "party" else 4
             code, human, strike_ts = self._date_code(t, day)
@@ -326,7 +333,7 @@ class Universe:
             elif t.kind == "party":
                 tm = time.gmtime(self.start_ms // 1000)
                 year = (tm.tm_year + 3) // 4 * 4 + 4 * (day // 4)
-                code = f"{year % 100:02d}"
+                code = _yy(year)
                 human = str(year)
                 title = t.name.format(day=year)
             else:
@@ -334,6 +341,8 @@ class Universe:
                     hour_txt = time.strftime("%-I%p", time.gmtime(strike_ts)).lower() + " UTC"
                 title = t.name.format(day=human, hour=hour_txt)
             ev_ticker = f"{t.series}-{code}"
+            if attempt >= 100:  # never loop forever, whatever the calendar does
+                ev_ticker += f"N{attempt}"
             if ev_ticker not in self.events:
                 break
         series = self.series.get(t.series)
@@ -355,6 +364,7 @@ class Universe:
             teams=teams,
         )
         self.events[ev_ticker] = ev
+        self.by_template.setdefault(ti, []).append(ev_ticker)
         count = 2 if t.kind in ("game", "party") else rng.randint(*t.n)
         if limit is not None:
             count = max(1, min(count, limit))
