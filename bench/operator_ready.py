@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 # Only event-driven reconciliation is measured: the timer must not help.
 os.environ.setdefault("SSMD_OPERATOR_INTERVAL", "300")
+# kalshi.yaml archives to AWS S3: nothing outside 127.0.0.1 is contacted.
+os.environ["SSMD_OPERATOR_ARCHIVE_INVENTORY"] = "0"
 
 
 async def main(runs: int) -> dict[str, Any]:

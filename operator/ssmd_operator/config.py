@@ -18,3 +18,6 @@ RECONCILE_INTERVAL_S = _float("SSMD_OPERATOR_INTERVAL", 30.0)
 RETRY_DELAY_S = _float("SSMD_OPERATOR_RETRY", 10.0)
 FEED_INTERVAL_S = _float("SSMD_OPERATOR_FEED_INTERVAL", 60.0)
 FINALIZER = "ssmd.io/finalizer"
+# Read the day manifests of an S3 archive for the status inventory (off: use the archiver's
+# status document only, e.g. where the operator must not reach the object store).
+ARCHIVE_INVENTORY = os.environ.get("SSMD_OPERATOR_ARCHIVE_INVENTORY", "1") not in ("0", "false", "")

@@ -15,7 +15,16 @@ from typing import Any
 from ssmd import subjects
 from ssmd.spec import Environment, SpecError, validate_document
 from ssmd.spec.types import parse_key_ref
-from ssmd_operator import children, pipeline, schedule, status, streams, versions
+from ssmd_operator import (
+    children,
+    config,
+    inventory,
+    pipeline,
+    schedule,
+    status,
+    streams,
+    versions,
+)
 from ssmd_operator.children import SPEC_HASH, Component, Owner
 from ssmd_operator.kube import Kube, KubeError
 
@@ -278,11 +287,36 @@ async def reconcile(
     if outcome.ok:
         patch["stream"] = outcome.stream
         patch.update(status.registry(docs, env.spec.feed.is_simulated, now.date()))
+        patch["inventorySource"] = "archiver-status"
+    if config.ARCHIVE_INVENTORY and env.spec.storage.s3 is not None:
+        await _inventory_from_manifests(kube, env, namespace, now, patch)
     elif not recorded_stream:
         # Remember the stream name before it exists, so a later rename is refused too.
         patch["stream"] = {"name": subjects.stream_name(name, env.spec.feed.name)}
     await _write_status(kube, namespace, name, patch)
     return Outcome(patch=patch, retry_reason=None if outcome.ok else outcome.reason)
+
+
+async def _inventory_from_manifests(
+    kube: Kube, env: Environment, namespace: str, now: datetime, patch: dict[str, Any]
+) -> None:
+    """Replace the inventory with one read from the S3 archive's day manifests; on failure
+    keep the archiver's own figures and say why."""
+    key = inventory.storage_key(env)
+    secret = (
+        await kube.get("Secret", namespace, children.secret_name(env.name, key)) if key else None
+    )
+    try:
+        days = await inventory.from_s3(env, secret, now.date())
+    except Exception as exc:  # the store's errors are many types; the status must not fail
+        patch["inventoryError"] = f"{exc.__class__.__name__}: {str(exc)[:200]}"
+        return
+    patch["inventory"] = days
+    patch["inventorySource"] = "manifests"
+    patch["inventoryError"] = None
+    last = next((d["date"] for d in days if d["files"] > 0), None)
+    if last is not None:
+        patch["lastArchiveDate"] = last
 
 
 async def finalize(kube: Kube, body: dict[str, Any], emit: Emit = _no_emit) -> list[str]:

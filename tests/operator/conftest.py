@@ -19,6 +19,9 @@ from kubernetes_asyncio.config import kube_config
 os.environ["SSMD_OPERATOR_INTERVAL"] = "0.3"
 os.environ["SSMD_OPERATOR_RETRY"] = "0.3"
 os.environ["SSMD_OPERATOR_FEED_INTERVAL"] = "0.3"
+# environments/kalshi.yaml archives to AWS S3: never reach it from tests (the manifest
+# inventory is tested against a local store in test_units.py).
+os.environ["SSMD_OPERATOR_ARCHIVE_INVENTORY"] = "0"
 
 import ssmd_operator.handlers  # noqa: F401  (registers the handlers)
 from ssmd_operator.kube import Kube
