@@ -4,19 +4,30 @@ a local HTTP server as the S3 endpoint)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
+from kopf.testing import KopfRunner
 
 from ssmd.transport.server import EmbeddedNats
 from ssmd_operator.kube import Kube
 from tests import k8semu
 from tests.keys_support import TEST_CERT, run_cli, secret
 from tests.keys_support import no_secret_leaks as no_secret_leaks  # autouse
-from tests.operator.support import kalshi_document, live, write_yaml
+from tests.operator.support import (
+    COMPONENTS,
+    DEPLOYMENTS,
+    eventually,
+    kalshi_document,
+    live,
+    make_available,
+    write_yaml,
+)
+from tests.operator.test_keys_chain import KEYS, SEALED_CRD, play_controller
 
 S3_ID = secret("AKIAVALIDATETESTONLY")
 S3_SECRET = secret("validate/TESTONLY/secret/77")
@@ -135,3 +146,44 @@ async def test_validate_cluster_reports_each_failing_check(
     assert env is not None and env["spec"]["storage"]["s3"]["endpoint"] == s3_endpoint
     code, out = await ssmd(tmp_path, "env", "apply", str(g), "--no-wait")
     assert code == 0 and "✓ Environment/kalshi unchanged" in out
+
+
+async def test_apply_waits_for_ready_with_progress(
+    nats_server: EmbeddedNats,
+    k8s: k8semu.Emulator,
+    operator: KopfRunner,
+    kube: Kube,
+    tmp_path: Path,
+) -> None:
+    k8s.register_crd(SEALED_CRD)
+    await kube.create(FEED)
+    doc = kalshi_document(nats_server.url)
+    doc["spec"]["storage"] = {"local": {"path": "./data/archive"}}
+    doc["spec"]["keys"].pop("archive-s3")
+    f = write_yaml(tmp_path / "kalshi.yaml", doc)
+    (tmp_path / "k.pem").write_text("sealed-placeholder")
+    await ssmd(tmp_path, "key", "set", str(f), "kalshi", "--field", f"api_key_id={KEY_ID}",
+               "--from-file", "private_key=k.pem", "--cert", str(TEST_CERT))  # fmt: skip
+    await play_controller(kube, k8s, "kalshi-kalshi")  # the Key exists before the Environment
+    await eventually(
+        lambda: (live(k8s, KEYS, "kalshi-kalshi") or {}).get("status", {}).get("state") == "set"
+    )
+
+    async def deployment_controller() -> None:
+        """Plays the Deployment controller: every wanted replica becomes available."""
+        while True:
+            for c in COMPONENTS:
+                d = live(k8s, DEPLOYMENTS, f"kalshi-{c}")
+                have = ((d or {}).get("status") or {}).get("availableReplicas")
+                if d is not None and have != d["spec"]["replicas"]:
+                    await make_available(kube, "kalshi", (c,))
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(deployment_controller())
+    try:
+        code, out = await ssmd(tmp_path, "env", "apply", str(f), "--timeout", "60")
+    finally:
+        task.cancel()
+    assert code == 0, out
+    assert "  ✓ keys: 1 required key(s) set" in out and "✓ Environment/kalshi created" in out
+    assert "  ✓ StreamReady:" in out and "✓ kalshi is Ready (phase Running)" in out
