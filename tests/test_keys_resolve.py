@@ -120,3 +120,26 @@ def test_kalshi_credentials_sim_demo_and_none(tmp_path: Path) -> None:
     ctx = RuntimeContext(env=env, nats_url="nats://127.0.0.1:1", sim_credentials_dir=tmp_path)
     creds = kalshi_credentials(env, ctx)
     assert creds is not None and creds.key_id == key_id
+
+
+def test_kalshi_credentials_from_the_documented_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ssmd up` against the real exchange without a $key: reference."""
+    pem = tmp_path / "k.pem"
+    key = generate_private_key()
+    pem.write_bytes(secret_pem(private_key_pem(key)))
+    env = make_environment("live", feed={"endpoint": "wss://example.invalid/ws"})
+    assert kalshi_credentials(env) is None
+    monkeypatch.setenv("KALSHI_API_KEY_ID", "kid-env")
+    monkeypatch.setenv("KALSHI_PRIVATE_KEY_PATH", str(pem))
+    creds = kalshi_credentials(env)
+    assert creds is not None and creds.key_id == "kid-env"
+    monkeypatch.setenv("KALSHI_PRIVATE_KEY_PATH", str(tmp_path / "missing.pem"))
+    with pytest.raises(KeyResolveError, match="cannot read private key file"):
+        kalshi_credentials(env)
+
+
+def secret_pem(pem: bytes) -> bytes:
+    secret(pem.decode())
+    return pem

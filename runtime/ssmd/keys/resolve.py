@@ -209,12 +209,20 @@ def kalshi_credentials(
     rotated key is used without a restart.
 
     ``spec.feed.credentials`` (``$key:NAME``) names a key with ``api_key_id`` and
-    ``private_key`` (a PEM). Without a reference, the simulator's demo credentials in
-    ``ctx.sim_credentials_dir`` are used; with neither, None (unauthenticated)."""
+    ``private_key`` (a PEM). Without a reference: for a real exchange,
+    ``KALSHI_API_KEY_ID`` + ``KALSHI_PRIVATE_KEY_PATH`` when set; for the simulator, its demo
+    credentials in ``ctx.sim_credentials_dir``; otherwise None (unauthenticated)."""
     from ssmd.feeds.kalshi.auth import KalshiCredentials, KeyLoadError, load_private_key
 
     ref = env.spec.feed.credentials
     if ref is None:
+        environ = resolver.environ if resolver is not None else os.environ
+        if not env.spec.feed.is_simulated and environ.get("KALSHI_API_KEY_ID"):
+            # A real exchange with no $key: reference: the documented local variables.
+            try:
+                return KalshiCredentials.from_env()
+            except KeyLoadError as exc:
+                raise KeyResolveError(str(exc)) from None
         if ctx is not None and ctx.sim_credentials_dir is not None:
             from ssmd.sim.kalshi.keys import demo_credentials_paths
 
