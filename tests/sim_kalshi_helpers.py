@@ -106,14 +106,6 @@ class Client:
         _, before = await self.until(lambda f: f.get("id") == i and f["type"] == "ok", timeout)
         return before
 
-    async def silent(self, timeout: float) -> bool:
-        """True if nothing arrives within ``timeout`` (asserting an absence needs a wait)."""
-        try:
-            await self.recv_text(timeout)
-        except TimeoutError:
-            return True
-        return False
-
 
 @asynccontextmanager
 async def client(

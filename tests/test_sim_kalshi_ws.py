@@ -829,3 +829,17 @@ async def test_heartbeat_ping_payload_and_pong_timeout() -> None:
         # No pong this time: the simulator closes the connection.
         msg = await ws.receive(timeout=5)
         assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1011
+
+
+async def test_lifecycle_ignores_market_filters() -> None:
+    async with KalshiSim(config(lifecycle_interval_s=0.02)) as sim, client(sim) as c:
+        t = tickers(sim, 1)[0]
+        i = await c.send("subscribe", {"channels": ["market_lifecycle_v2"], "market_ticker": t})
+        assert (await c.recv())["msg"] == {"channel": "market_lifecycle_v2", "sid": 1}
+        i = await c.send(
+            "subscribe", {"channels": ["market_lifecycle_v2"], "market_tickers": ["NOPE-1"]}
+        )
+        assert (await c.response(i))["type"] == "subscribed"
+        await sim.step(2000)
+        frames = await read_all_sent(sim, c)
+        assert len({f["msg"].get("market_ticker") for f in frames if f["sid"] == 1}) > 3

@@ -164,7 +164,10 @@ def _subscribe(ctx: Context, conn: Connection, cmd_id: int | None, raw: Any) -> 
     if not conn.authenticated and any(ch in PRIVATE_CHANNELS for ch in channels):
         raise CommandError(9)
     filtered = [ch for ch in channels if ch not in UNFILTERED_CHANNELS]
-    markets, by_id = _markets(ctx, params, ids_ok=all(ch == "ticker" for ch in filtered))
+    markets: list[int] | None = None
+    by_id = False
+    if filtered:  # lifecycle-like channels ignore market filters entirely
+        markets, by_id = _markets(ctx, params, ids_ok=all(ch == "ticker" for ch in filtered))
     send_initial = _bool(params, "send_initial_snapshot")
     skip_ack = _bool(params, "skip_ticker_ack")
     if _bool(params, "use_yes_price"):

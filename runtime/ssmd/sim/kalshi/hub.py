@@ -7,7 +7,7 @@ own sid/seq prefix to the shared, pre-rendered tail.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ssmd.sim.kalshi.engine import Msg
@@ -145,5 +145,5 @@ class Hub:
             conn.faulty = False
             conn.unstall()
 
-    def describe(self, ticker_of: Any) -> list[dict[str, Any]]:
+    def describe(self, ticker_of: Callable[[int], str]) -> list[dict[str, Any]]:
         return [c.describe(ticker_of) for c in sorted(self.conns.values(), key=lambda c: c.id)]

@@ -28,7 +28,7 @@ from ssmd.sim.kalshi.faults import Fault, FaultBoard
 from ssmd.sim.kalshi.hub import Hub
 from ssmd.sim.kalshi.keys import KeyRing, demo_credentials_paths, ensure_demo_credentials
 from ssmd.sim.kalshi.rest import Rest
-from ssmd.sim.kalshi.session import Connection
+from ssmd.sim.kalshi.session import Connection, error_frame
 from ssmd.sim.kalshi.universe import Universe
 
 log = logging.getLogger("ssmd.sim.kalshi")
@@ -37,6 +37,11 @@ PACED_MAX_BATCH = 4096  # messages per engine iteration when paced (bounds laten
 FAST_BATCH = 512  # messages per engine iteration when rate=0
 BACKPRESSURE_MAX_WAIT_S = 0.5  # rate=0: how long a full socket may hold the engine back
 MAX_LAG_US = 1_000_000  # paced: more behind than this and the engine sheds, not bursts
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("simulator engine stopped", exc_info=task.exception())
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,7 @@ class KalshiSim:
             raise
         self._port = self._runner.addresses[0][1]
         self._engine_task = asyncio.create_task(self._run_engine(), name="ssmd-sim-engine")
+        self._engine_task.add_done_callback(_log_crash)
 
     async def stop(self) -> None:
         if self._engine_task is not None:
@@ -358,7 +364,11 @@ class KalshiSim:
                 conn.flush()
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
-                    commands.handle(self._ctx, conn, msg.data)
+                    try:
+                        commands.handle(self._ctx, conn, msg.data)
+                    except Exception:  # a simulator bug: answer like the exchange would
+                        log.exception("connection %d: command failed", conn.id)
+                        conn.push(error_frame(None, 17))
                     conn.flush()
                 elif msg.type is WSMsgType.PING:
                     if not conn.stalled:  # a stalled exchange answers nothing
@@ -371,8 +381,7 @@ class KalshiSim:
             log.debug("connection %d ended: %s", conn.id, exc)
         finally:
             self.hub.unregister(conn)
-            for task in list(conn._tasks):
-                task.cancel()
+            conn.cancel_tasks()
         return ws
 
     async def _heartbeat(

@@ -2,7 +2,8 @@
 
 Frames wait in ``Connection.out`` until ``flush`` writes them in one batch straight to the
 socket. The queue is bounded: a frame that does not fit drops the subscription it belongs
-to with error 25, as Kalshi does with a slow consumer; the engine never waits for a client.
+to with error 25, as Kalshi does with a slow consumer. A paced engine never waits for a
+client; with rate=0 ("as fast as possible") it waits briefly for full sockets to drain.
 """
 
 from __future__ import annotations
@@ -212,6 +213,10 @@ class Connection:
                 return
             if t.get_write_buffer_size() <= self.write_high // 2:
                 self.flush()
+
+    def cancel_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
