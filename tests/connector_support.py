@@ -103,6 +103,7 @@ async def rig(
             "ack_timeout": 1.0,
             "backoff_base": 0.02,
             "rest_backoff_base": 0.01,
+            "rest_backoff_cap": 0.1,
         }
         params.update(kw)
         c = Connector(ctx, **params)

@@ -71,6 +71,7 @@ class Connector:
         verify_interval: float = 60.0,
         refresh_interval: float = 300.0,
         rest_backoff_base: float = 0.25,
+        rest_backoff_cap: float = 30.0,
     ) -> None:
         self.ctx = ctx
         env = ctx.env
@@ -84,6 +85,7 @@ class Connector:
         self._verify_interval = verify_interval
         self._refresh_interval = refresh_interval
         self._rest_backoff_base = rest_backoff_base
+        self._rest_backoff_cap = rest_backoff_cap
         self._gap_subject = subjects.gap_subject(self.env_name, self.feed)
         self._dlq_subject = subjects.dlq_subject(self.env_name, "connector")
         self.shards: list[KalshiConnection] = []
@@ -193,6 +195,7 @@ class Connector:
             rate_per_s=s.rest_rate_per_s,
             credentials=self._credentials,
             backoff_base=self._rest_backoff_base,
+            backoff_cap=self._rest_backoff_cap,
             stats=self.stats,
         )
         self.universe = Universe(env.spec.markets, self.rest)
