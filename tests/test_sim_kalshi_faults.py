@@ -72,6 +72,22 @@ async def test_duplicate_resends_a_frame_byte_identical() -> None:
         assert len(pairs) == 2
 
 
+async def test_reorder_swaps_two_frames() -> None:
+    async with KalshiSim(config()) as sim, client(sim) as c:
+        await c.send(
+            "subscribe", {"channels": ["orderbook_delta"], "market_tickers": tickers(sim, 3)}
+        )
+        await c.sync()
+        sim.inject(Fault(FaultKind.REORDER, conn=1))
+        await sim.step(300)
+        await sent_after(sim, c)
+        frames = [json.loads(t) for t in c.raw]
+        seqs = [f["seq"] for f in frames if f.get("sid") == 1 and "seq" in f]
+        steps = [b - a for a, b in itertools.pairwise(seqs)]
+        assert steps.count(-1) == 1 and steps.count(2) == 2  # ..., n, n+2, n+1, n+3, ...
+        assert sorted(seqs) == list(range(1, len(seqs) + 1))
+
+
 @pytest.mark.parametrize("code", [None, 4000])
 async def test_close_drops_the_connection(code: int | None) -> None:
     async with KalshiSim(config()) as sim, client(sim) as c:

@@ -115,7 +115,7 @@ def _load_keys(specs: tuple[str, ...]) -> dict[str, RSAPublicKey]:
     "faults",
     multiple=True,
     metavar="KIND[:COUNT][@AFTER]",
-    help="Inject a fault on the first connection(s) that reach it: skip_seq, duplicate, close, "
+    help="Inject a fault on the first connection(s) that reach it: skip_seq, duplicate, reorder, close, "
     "stall, malformed, unknown_type, error_25, error_17, error_10, rest_429. COUNT firings "
     "(default 1), after AFTER frames (default 0). Repeatable. More at run time: POST /admin/faults.",
 )

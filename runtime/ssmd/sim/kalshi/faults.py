@@ -18,6 +18,7 @@ from typing import Any
 class FaultKind(StrEnum):
     SKIP_SEQ = "skip_seq"  # the next orderbook_delta is withheld: its seq is lost, a gap
     DUPLICATE = "duplicate"  # the next data frame is sent twice, byte-identical
+    REORDER = "reorder"  # the next data frame is sent after the one that follows it
     CLOSE = "close"  # close the socket (abruptly, or with a close frame if `code` is set)
     STALL = "stall"  # stop frames, pings and pongs; socket left open until faults are cleared
     MALFORMED = "malformed"  # a text frame that is not JSON

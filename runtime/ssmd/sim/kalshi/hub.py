@@ -142,7 +142,7 @@ class Hub:
     def clear_faults(self) -> None:
         self.board.clear()
         for conn in self.conns.values():
-            conn.faulty = False
+            conn.faulty = conn.held is not None  # a held frame still goes out after the next
             conn.unstall()
 
     def describe(self, ticker_of: Callable[[int], str]) -> list[dict[str, Any]]:

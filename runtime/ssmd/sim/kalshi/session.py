@@ -122,6 +122,7 @@ class Connection:
         self.stalled = False
         self.closed = False
         self.faulty = False  # a pending fault may fire here: take the slow push path
+        self.held: bytes | None = None  # a frame held back by a reorder fault
         self.overflows = 0
         self._drainer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -144,15 +145,23 @@ class Connection:
         """The slow path of fan-out, taken when faults are pending on this connection."""
         if self.closed or sub.dead:
             return
-        drop, dup = self.poll_faults(kind)
+        drop, dup, hold = self.poll_faults(kind)
         if drop:
             return
         if len(self.out) >= self.limit:
             self.overflow(sub)
             return
+        if hold:
+            self.held = frame  # goes out after the next data frame
+            self.faulty = True
+            return
         self.out.append(frame)
         if dup:
             self.out.append(frame)
+        if self.held is not None:
+            self.out.append(self.held)
+            self.held = None
+            self.faulty = bool(self.board.for_conn(self.id))
 
     def overflow(self, sub: Subscription) -> None:
         if sub.dead:
@@ -226,10 +235,10 @@ class Connection:
 
     # -- faults ---------------------------------------------------------------------------
 
-    def poll_faults(self, kind: int) -> tuple[bool, bool]:
+    def poll_faults(self, kind: int) -> tuple[bool, bool, bool]:
         """Fire the faults that are due here. ``kind`` is the frame about to be queued
-        (-1: none, or a response). Returns (drop this frame, send it twice)."""
-        drop = dup = False
+        (-1: none, or a response). Returns (drop this frame, send it twice, hold it back)."""
+        drop = dup = hold = False
         pushed = self.pushed()
         for af in self.board.for_conn(self.id):
             if not af.due(self.id, pushed) or self.closed:
@@ -243,14 +252,18 @@ class Connection:
                 if kind < 0 or dup:
                     continue
                 dup = True
+            elif k is FaultKind.REORDER:
+                if kind < 0 or hold or self.held is not None:
+                    continue
+                hold = True
             elif k in SUB_ERROR_CODES:
                 if not self._fire_sub_error(af):
                     continue
             else:
                 self._fire(af)
             self.board.consume(af)
-        self.faulty = bool(self.board.for_conn(self.id))
-        return drop, dup
+        self.faulty = bool(self.board.for_conn(self.id)) or hold or self.held is not None
+        return drop, dup, hold
 
     def _fire_sub_error(self, af: ActiveFault) -> bool:
         live = [s for s in self.subs.values() if not s.dead]
