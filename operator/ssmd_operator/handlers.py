@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
 import ssmd_operator.keys  # noqa: F401  (registers the Key handlers: SealedSecrets, Secret watch)
-from ssmd_operator import config, feeds, reconcile
+from ssmd_operator import children, config, feeds, reconcile
 from ssmd_operator.kube import Kube
 
 GROUP, VERSION = "ssmd.io", "v1alpha1"
@@ -65,6 +65,32 @@ async def environment_changed(body: kopf.Body, namespace: str | None, name: str,
 )  # fmt: skip
 async def environment_timer(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
     await _reconcile_env(body, namespace, name, retry=False)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=children.MANAGED_BY)
+async def deployment_event(
+    type: str | None, body: kopf.Body, namespace: str | None, **_: Any
+) -> None:
+    """A child Deployment changed (rollout progress, deleted, scaled by hand): reconcile its
+    Environment now rather than at the next timer pass. Event handlers keep no state on
+    the Deployment (no annotations, no finalizer)."""
+    owner = next(
+        (r for r in body.get("metadata", {}).get("ownerReferences") or []
+         if r.get("kind") == "Environment" and r.get("controller")),
+        None,
+    )  # fmt: skip
+    if owner is None or type not in ("MODIFIED", "DELETED"):  # ours, and not our own create
+        return
+    ns = namespace or "default"
+    if _lock(ns, owner["name"]).locked():
+        return  # a pass is running; the timer picks up anything it missed
+    env_body = {
+        "apiVersion": owner["apiVersion"], "kind": "Environment",
+        "metadata": {"name": owner["name"], "namespace": namespace, "uid": owner["uid"]},
+    }  # fmt: skip
+    await _reconcile_env(
+        kopf.Body(cast(kopf.RawBody, env_body)), namespace, owner["name"], retry=False
+    )
 
 
 @kopf.on.delete(GROUP, VERSION, ENVIRONMENTS)

@@ -60,7 +60,8 @@ async def kube(k8s: k8semu.Emulator) -> AsyncIterator[Kube]:
 async def operator(k8s: k8semu.Emulator) -> AsyncIterator[KopfRunner]:
     """kopf in its own thread and loop; the emulator keeps serving from the test's loop."""
     runner = KopfRunner(
-        ["run", "--standalone", "--namespace=default", "--verbose"],
+        ["run", "--standalone", "--namespace=default"]
+        + (["--verbose"] if os.environ.get("SSMD_TEST_KOPF_LOG") else []),
         registry=REGISTRY,
         settings=kopf.OperatorSettings(),
         timeout=30,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -377,3 +378,21 @@ async def test_deleting_keeps_the_stream_unless_asked(
     names = {s.config.name for s in await js.streams_info()}
     assert "KALSHI_KALSHI" in names  # retain: data is never deleted by default
     assert not any(n.startswith("SCRATCH_") for n in names)
+
+
+async def test_ssmd_operator_entrypoint(
+    nats_server: EmbeddedNats, k8s: k8semu.Emulator, kube: Kube
+) -> None:
+    """The operator image's command, `ssmd operator`, as a process against the emulator."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ssmd.cli.main", "operator", "--namespace", "default",
+        "--liveness", "", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        await _create(kube, kalshi_document(nats_server.url))
+        await eventually(lambda: cond(k8s, "kalshi", "StreamReady").get("status") == "True", 30)
+        assert live(k8s, DEPLOYMENTS, "kalshi-connector") is not None
+    finally:
+        proc.terminate()
+        _, err = await proc.communicate()
+    assert proc.returncode in (0, -15), err.decode()[-2000:]

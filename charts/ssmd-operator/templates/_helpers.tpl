@@ -42,7 +42,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: [get, list, create, update, patch, delete]
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, create, update, patch, delete]
+  verbs: [get, list, watch, create, update, patch, delete]
 - apiGroups: [""]
   resources: [services]
   verbs: [get, create, update, patch, delete]
