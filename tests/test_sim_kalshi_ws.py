@@ -51,6 +51,7 @@ async def read_all_sent(sim: KalshiSim, c: Client, conn_id: int = 1) -> list[Fra
 
 async def test_good_signature_is_accepted() -> None:
     async with KalshiSim(config()) as sim, client(sim) as c:
+        await sim.wait_connection(1)
         i = await c.send("list_subscriptions")
         assert await c.recv() == {"id": i, "type": "ok", "msg": []}
         assert sim.connections()[0]["key_id"] == KEY_ID

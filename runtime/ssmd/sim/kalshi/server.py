@@ -71,6 +71,7 @@ class KalshiSim:
         self._resumed = asyncio.Event()
         self._logs: dict[int, list[bytes]] = {}
         self._conn_event = asyncio.Event()
+        self._accepted = 0  # id of the last connection accepted (ids count up from 1)
         self._w0 = 0.0
         self._v0 = 0
         self.universe: Universe
@@ -225,7 +226,7 @@ class KalshiSim:
     async def wait_connection(self, conn_id: int, timeout: float = 5.0) -> None:
         """Wait until connection ``conn_id`` (1 = the first) has been accepted."""
         async with asyncio.timeout(timeout):
-            while conn_id not in self._logs and conn_id not in self.hub.conns:
+            while self._accepted < conn_id:
                 self._conn_event.clear()
                 await self._conn_event.wait()
 
@@ -353,6 +354,7 @@ class KalshiSim:
         # Registered before the 101 goes out, so a client that has connected can already
         # find itself in connections() / sent_frames().
         self.hub.register(conn)
+        self._accepted = conn.id
         self._conn_event.set()
         pong = asyncio.Event()
         try:
