@@ -216,4 +216,3 @@ async def test_records_count_equals_lines(tmp_path: Path) -> None:
     ]
     lines = [line for ls in iter_lines(chunks) for line in ls]
     assert [decode_line(x).seq for x in lines] == [1, 2]
-    assert list(read_file_chunks) if False else True

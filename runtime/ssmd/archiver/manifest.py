@@ -115,8 +115,7 @@ def frame_is_spliceable(frame: bytes) -> bool:
     # an object or array on one line keeps the archive line valid JSON.
     return (
         len(frame) >= 2
-        and frame[:1] in (b"{", b"[")
-        and frame[-1:] in (b"}", b"]")
+        and ((frame[0] == 123 and frame[-1] == 125) or (frame[0] == 91 and frame[-1] == 93))
         and b"\n" not in frame
         and b"\r" not in frame
     )
@@ -128,7 +127,8 @@ class LineEncoder:
     def __init__(self) -> None:
         self._subject_part: dict[str, bytes] = {}
 
-    def encode(self, seq: int, recv_ns: int, subject: str, frame: bytes) -> bytes:
+    def encode(self, seq: int, recv_ns: int, subject: str, frame: bytes) -> tuple[bytes, bool]:
+        """The line, and whether the frame was spliced in raw (False: stored base64)."""
         part = self._subject_part.get(subject)
         if part is None:
             if len(self._subject_part) > 200_000:  # bounded: tickers come and go all day
@@ -136,17 +136,18 @@ class LineEncoder:
             part = b',"subject":' + orjson.dumps(subject)
             self._subject_part[subject] = part
         if frame_is_spliceable(frame):
-            return b'{"seq":%d,"recv_ns":%d%s,"frame":%s}\n' % (seq, recv_ns, part, frame)
-        return b'{"seq":%d,"recv_ns":%d%s,"frame_b64":"%s"}\n' % (
+            return b'{"seq":%d,"recv_ns":%d%s,"frame":%s}\n' % (seq, recv_ns, part, frame), True
+        line = b'{"seq":%d,"recv_ns":%d%s,"frame_b64":"%s"}\n' % (
             seq,
             recv_ns,
             part,
             base64.b64encode(frame),
         )
+        return line, False
 
 
 def encode_line(seq: int, recv_ns: int, subject: str, frame: bytes) -> bytes:
-    return LineEncoder().encode(seq, recv_ns, subject, frame)
+    return LineEncoder().encode(seq, recv_ns, subject, frame)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,18 +323,21 @@ class SubjectInfo:
     mtype: str
     ticker: str | None
     is_gap: bool = False
+    subject: str = ""
 
 
 class SubjectClassifier:
-    def __init__(self) -> None:
-        self._cache: dict[str, SubjectInfo] = {}
+    """Cached :func:`classify_subject`, keyed by the subject as str or raw bytes."""
 
-    def __call__(self, subject: str) -> SubjectInfo:
+    def __init__(self) -> None:
+        self._cache: dict[str | bytes, SubjectInfo] = {}
+
+    def __call__(self, subject: str | bytes) -> SubjectInfo:
         info = self._cache.get(subject)
         if info is None:
             if len(self._cache) > 200_000:
                 self._cache.clear()
-            info = classify_subject(subject)
+            info = classify_subject(subject.decode() if isinstance(subject, bytes) else subject)
             self._cache[subject] = info
         return info
 
@@ -342,12 +346,12 @@ def classify_subject(subject: str) -> SubjectInfo:
     try:
         s = subjects.parse_subject(subject)
     except subjects.SubjectError:
-        return SubjectInfo(False, "other", None)
+        return SubjectInfo(False, "other", None, subject=subject)
     if s.kind == "json":
-        return SubjectInfo(True, s.ftype or "control", s.ticker)
+        return SubjectInfo(True, s.ftype or "control", s.ticker, subject=subject)
     if s.kind == "gap":
-        return SubjectInfo(True, "gap", None, is_gap=True)
-    return SubjectInfo(False, s.kind, None)
+        return SubjectInfo(True, "gap", None, is_gap=True, subject=subject)
+    return SubjectInfo(False, s.kind, None, subject=subject)
 
 
 def exchange_gap_entry(seq: int, recv_ns: int, frame: bytes) -> dict[str, Any]:

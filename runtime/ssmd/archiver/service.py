@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 
 from ssmd import subjects
-from ssmd.archiver.consumer import PullConsumer, ensure_consumer
+from ssmd.archiver.consumer import Delivery, PullConsumer, ensure_consumer
 from ssmd.archiver.manifest import (
     EXTENSIONS,
     MANIFEST,
@@ -38,7 +37,6 @@ from ssmd.archiver.manifest import (
     date_of_ns,
     day_dir,
     file_stem,
-    frame_is_spliceable,
     is_archive_file,
     is_date,
     is_partial,
@@ -58,6 +56,8 @@ from ssmd.transport.streams import ensure_streams
 log = logging.getLogger("ssmd.archiver")
 
 RECV_HEADER = "Ssmd-Recv-Ns"
+RECV_MARK = b"\r\nSsmd-Recv-Ns:"
+IDLE_SYNC = 0.02
 _DAY_NS = 86_400_000_000_000
 
 
@@ -131,13 +131,13 @@ class Archiver:
         self._file_window_end = 0
         self.last_seq = 0  # highest stream sequence seen and handled (written or skipped)
         self._last_recv_ns = 0
-        self._last_reply: str | None = None
+        self._last_reply: bytes | None = None
         self._unacked = 0
         self._last_sync = time.monotonic()
         self.records_written = 0
         self.files_written = 0
         self.duplicates_skipped = 0
-        self._dup_reply: str | None = None
+        self._dup_reply: bytes | None = None
         self.lag = 0
         self.last_closed_file: str | None = None
         self.acked_seq = 0
@@ -145,6 +145,8 @@ class Archiver:
         self._stopping = asyncio.Event()
         self._progress = asyncio.Condition()
         self._status: StatusReporter | None = None
+        self._status_task: asyncio.Task[None] | None = None
+        self._status_stop = asyncio.Event()
         self._uploader: Uploader | None = None
         self.error: BaseException | None = None
 
@@ -195,12 +197,16 @@ class Archiver:
             source=self.ctx.source,
             interval=self.ctx.status_interval,
         )
-        self._status.start()
+        # Our own loop around write_once(): StatusReporter.stop() cancels its task, and a
+        # cancel landing inside a KV put can be swallowed by nats-py, leaving stop() hanging.
+        self._status_task = asyncio.create_task(self._status_loop(), name="archiver-status")
         self._task = asyncio.create_task(self._run(), name=f"archiver-{self.feed}")
 
     async def stop(self) -> None:
         """Graceful: close the current file, update the manifest, ack, upload, exit."""
         self._stopping.set()
+        if self.consumer is not None:
+            self.consumer.wake()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -209,8 +215,13 @@ class Archiver:
             await self.consumer.stop()
         if self._uploader is not None:
             await self._uploader.stop(self.opts.stop_upload_timeout)
-        if self._status is not None:
-            await self._status.stop()
+        if self._status_task is not None:
+            self._status_stop.set()
+            await self._status_task
+            self._status_task = None
+            if self._status is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._status.write_once(), 2.0)
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
@@ -241,6 +252,7 @@ class Archiver:
                     rotated = True
                 if (
                     rotated
+                    or (not msgs and self._unacked)  # caught up: make it durable now
                     or self._unacked >= self.opts.sync_records
                     or time.monotonic() - self._last_sync >= self.fsync_interval
                 ):
@@ -264,6 +276,10 @@ class Archiver:
 
     def _wait_timeout(self) -> float:
         t = self.fsync_interval if self.fsync_interval > 0 else 1.0
+        if self._unacked:
+            # Quiet for a moment with unacked data: sync now rather than at the interval, so
+            # a drained stream is acked promptly (a busy one syncs every fsync_interval).
+            t = min(t, IDLE_SYNC)
         if self.file is not None:
             left = (self._file_window_end - self._now_ns()) / 1e9
             t = min(t, max(left, 0.0))
@@ -276,17 +292,16 @@ class Archiver:
         # An idle feed still gets its file closed when the window is over.
         return self.file is not None and self._now_ns() >= self._file_window_end
 
-    def _process(self, msgs: list[Msg]) -> bool:
+    def _process(self, msgs: list[Delivery]) -> bool:
         """Write a batch of deliveries. Returns True when a file was closed (needs an ack)."""
         rotated = False
         last_seq = self.last_seq
         classify = self._classify
         encode = self._encoder.encode
         records = 0
-        pending = ""
-        for msg in msgs:
-            reply = msg.reply
-            t = reply.split(".")
+        pending = b""
+        for subject_b, reply, frame, hdrs in msgs:
+            t = reply.split(b".")
             b = 2 if len(t) == 9 else 4
             seq = int(t[b + 3])
             if seq <= last_seq:
@@ -294,14 +309,18 @@ class Archiver:
                 if seq <= self.acked_seq:
                     self._dup_reply = reply  # acking it again is harmless and stops redelivery
                 continue
-            hdrs = msg.headers
-            raw_recv = hdrs.get(RECV_HEADER) if hdrs else None
-            try:
-                recv_ns = int(raw_recv) if raw_recv else int(t[b + 5])
-            except ValueError:
-                recv_ns = int(t[b + 5])
-            subject = msg.subject
-            info = classify(subject)
+            recv_ns = 0
+            if hdrs:
+                i = hdrs.find(RECV_MARK)
+                if i >= 0:
+                    j = hdrs.find(b"\r", i + len(RECV_MARK))
+                    try:
+                        recv_ns = int(hdrs[i + len(RECV_MARK) : j])
+                    except ValueError:
+                        recv_ns = 0
+            if not recv_ns:
+                recv_ns = int(t[b + 5])  # the JetStream timestamp
+            info = classify(subject_b)
             if info.archived and (self.file is None or recv_ns >= self._file_window_end):
                 if self.file is not None:
                     self._close_file()
@@ -316,17 +335,10 @@ class Archiver:
             self._unacked += 1
             if not info.archived:
                 continue  # e.g. meta.> events share the stream but are not archive data
-            frame = msg.data
             f = self.file
             assert f is not None
-            if f.append(
-                encode(seq, recv_ns, subject, frame),
-                seq,
-                recv_ns,
-                info,
-                frame,
-                invalid=not frame_is_spliceable(frame),
-            ):
+            line, spliced = encode(seq, recv_ns, info.subject, frame)
+            if f.append(line, seq, recv_ns, info, frame, invalid=not spliced):
                 self._flush()
             records += 1
         self.last_seq = last_seq
@@ -531,6 +543,16 @@ class Archiver:
             ) from None
 
     # ------------------------------------------------------------------ status
+
+    async def _status_loop(self) -> None:
+        assert self._status is not None
+        while not self._status_stop.is_set():
+            try:
+                await asyncio.wait_for(self._status.write_once(), 5.0)
+            except Exception as exc:
+                log.warning("archiver status write failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_stop.wait(), self.ctx.status_interval)
 
     def status_snapshot(self) -> dict[str, Any]:
         return {
