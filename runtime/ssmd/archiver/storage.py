@@ -263,9 +263,12 @@ class S3Store:
             resp = await c.get_object(Bucket=self.bucket, Key=key)
         except Exception as exc:
             raise StorageError(f"cannot read s3://{self.bucket}/{key}: {_describe(exc)}") from None
-        async with resp["Body"] as body:
+        body = resp["Body"]
+        try:
             while chunk := await body.read(1 << 20):
                 yield chunk
+        finally:
+            body.close()
 
     async def put_bytes(self, key: str, data: bytes) -> None:
         c = await self.client()
