@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,22 @@ def num(v: Decimal | None) -> float | None:
 
 def levels_json(levels: list[tuple[Decimal, Decimal]]) -> list[list[float]]:
     return [[float(p), float(q)] for p, q in levels]
+
+
+AGE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0)
+
+
+class Histogram:
+    """Cumulative-at-scrape bucket counts; one bisect per observation, no locks."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, v: float) -> None:
+        self.counts[bisect_left(self.bounds, v)] += 1
+        self.sum += v
 
 
 class Sink(Protocol):
@@ -100,6 +117,8 @@ class GatewayFeed:
         self.last_frame_at: float | None = None
         self._sub: Any = None
         self.ready = asyncio.Event()
+        # Connector receive -> gateway, per frame (the upstream part of client latency).
+        self.age = Histogram(AGE_BUCKETS)
         self.on_meta: Callable[[str], None] | None = None
 
     def market(self, ticker: str) -> MarketData:
@@ -193,6 +212,7 @@ class GatewayFeed:
             conn = headers.get("Ssmd-Conn", "")
             with contextlib.suppress(ValueError, TypeError):
                 recv_ns = int(headers.get("Ssmd-Recv-Ns", ""))
+                self.age.observe((time.time_ns() - recv_ns) / 1e9)
         if kind == "json":
             if len(parts) != 5 or parts[3] == "control":
                 return

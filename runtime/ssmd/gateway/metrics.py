@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from ssmd.books.builder import BookState
@@ -20,7 +20,9 @@ class GatewayCollector(Collector):
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(
+        self,
+    ) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
         gw = self.gw
         hub, feed = gw.hub, gw.feed
         g = GaugeMetricFamily("ssmd_gateway_clients_connected", "WebSocket clients connected")
@@ -66,6 +68,17 @@ class GatewayCollector(Collector):
         for s in BookState:
             b.add_metric([s.value], states.count(s))
         yield b
+        h = HistogramMetricFamily(
+            "ssmd_gateway_frame_age_seconds",
+            "Connector receive to gateway receive, per frame",
+        )
+        acc, buckets = 0, []
+        for bound, n in zip(feed.age.bounds, feed.age.counts, strict=False):
+            acc += n
+            buckets.append((repr(bound), acc))
+        buckets.append(("+Inf", acc + feed.age.counts[-1]))
+        h.add_metric([], buckets, feed.age.sum)
+        yield h
         g = GaugeMetricFamily("ssmd_gateway_stream_seq", "Last JetStream sequence applied")
         g.add_metric([], feed.last_seq)
         yield g
