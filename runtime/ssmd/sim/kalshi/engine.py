@@ -51,6 +51,7 @@ _TRADE = (
     b'"count_fp":"%d.00","taker_side":"%b","taker_outcome_side":"%b","taker_book_side":"%b",'
     b'"is_block_trade":false,"ts":%d,"ts_ms":%d}}'
 )
+NEVER = 1 << 62  # a virtual time later than any other
 SENDING_LAG_MS = 2  # ticker sending_ts_ms = ts_ms + this (virtual network queueing)
 
 
@@ -95,6 +96,7 @@ class Engine:
         self.lc_count = 0
         self._pending: list[tuple[int, int, str, int]] = []  # (due_us, n, action, market)
         self._pending_n = 0
+        self._due = self._next_due()  # cached: checked on every event
         for m in universe.markets:
             self._add_book(m, populate=m.status is not MarketStatus.INITIALIZED)
         # Markets created unopened at start, opened first by lifecycle actions.
@@ -141,39 +143,39 @@ class Engine:
         """Generate events until at least ``max_msgs`` messages, or virtual time passes
         ``until_us``. Returns the messages (the list is reused: consume it before the next call)."""
         out = self.out = []
-        rng = self.rng
+        rand = self.rng.random
         upm = self.us_per_msg
+        limit = NEVER if until_us is None else until_us
+        trade_event = self._trade_event
         while len(out) < max_msgs:
             v = self.vnow_us
-            if until_us is not None and v > until_us:
+            if v > limit:
                 break
             n0 = len(out)
-            due = self._pending[0][0] if self._pending else None
-            if self.next_lc is not None and (due is None or self.next_lc < due):
-                due = self.next_lc
-            if due is not None and v >= due:
+            if v >= self._due:
                 self._lifecycle(v)
+                self._due = self._next_due()
             elif self.active:
-                self._trade_event(v)
-            elif due is not None:
-                self.vnow_us = due  # nothing trades: jump to the next lifecycle action
+                trade_event(v)
+            elif self._due < NEVER:
+                self.vnow_us = self._due  # nothing trades: jump to the next lifecycle action
                 continue
             else:
                 break  # nothing can ever happen
             k = len(out) - n0
-            self.vnow_us = v + int((k or 1) * upm * (0.5 + rng.random()))
+            self.vnow_us = v + int((k or 1) * upm * (0.5 + rand()))
         self.messages += len(out)
         return out
 
     def _trade_event(self, v: int) -> None:
-        rng = self.rng
+        rand = self.rng.random  # hot path: locals instead of attribute lookups
         active = self.active
-        i = active[int(rng.random() * len(active))]
+        i = active[int(rand() * len(active))]
         b = self.books[i]
-        if rng.random() < 0.1:  # the fair price wanders, so books move
-            b.fair = min(9_500, max(500, b.fair + (100 if rng.random() < 0.5 else -100)))
+        if rand() < 0.1:  # the fair price wanders, so books move
+            b.fair = min(9_500, max(500, b.fair + (100 if rand() < 0.5 else -100)))
         ny, nn = len(b.yes), len(b.no)
-        r = rng.random()
+        r = rand()
         if r < 0.18 and (ny or nn):
             self._trade(i, b, v)
             return
@@ -185,28 +187,41 @@ class Engine:
             elif nn >= MAX_LEVELS:
                 side_yes = True
             else:
-                side_yes = rng.random() < (0.7 if ny < nn else 0.3 if ny > nn else 0.5)
+                side_yes = rand() < (0.7 if ny < nn else 0.3 if ny > nn else 0.5)
             levels = b.yes if side_yes else b.no
             best = max(levels) if levels else 0
-            q = ADD_QTY[int(rng.random() * len(ADD_QTY))]
+            q = ADD_QTY[int(rand() * len(ADD_QTY))]
             p = self._add_order(b, side_yes, q)
             if p is None:
                 return
-            self._delta(i, b, side_yes, p, q, v)
+            d = q
             touched = p >= best
         else:
             if not (ny or nn):
                 return
-            side_yes = (rng.random() < 0.5 or not nn) if ny else False
+            side_yes = (rand() < 0.5 or not nn) if ny else False
             levels = b.yes if side_yes else b.no
             best = max(levels)
             keys = list(levels)
-            p = keys[int(rng.random() * len(keys))]
+            p = keys[int(rand() * len(keys))]
             have = levels[p]
-            q = have if have == 1 or rng.random() < 0.6 else 1 + int(rng.random() * (have - 1))
-            b.apply(side_yes, p, -q)
-            self._delta(i, b, side_yes, p, -q, v)
+            q = have if have == 1 or rand() < 0.6 else 1 + int(rand() * (have - 1))
+            if q == have:
+                del levels[p]
+            else:
+                levels[p] = have - q
+            d = -q
             touched = p == best
+        ms = v // 1000
+        self.out.append(
+            (
+                CH_BOOK,
+                i,
+                K_DELTA,
+                _DELTA
+                % (b.tid, PRICES[p], d, b"yes" if side_yes else b"no", self.clock.rfc(ms), ms),
+            )
+        )
         if touched:
             self._ticker(i, b, v)
 
@@ -223,7 +238,8 @@ class Engine:
         p = min(p, cap)
         if p < tick:
             return None
-        b.apply(side_yes, p, q)
+        levels = b.yes if side_yes else b.no
+        levels[p] = levels.get(p, 0) + q
         return p
 
     def _trade(self, i: int, b: MarketBook, v: int) -> None:
@@ -313,6 +329,11 @@ class Engine:
     def _schedule(self, due: int, action: str, i: int) -> None:
         self._pending_n += 1
         heapq.heappush(self._pending, (due, self._pending_n, action, i))
+
+    def _next_due(self) -> int:
+        """Virtual time of the next lifecycle action (scheduled or periodic), or NEVER."""
+        due = self._pending[0][0] if self._pending else NEVER
+        return min(due, self.next_lc) if self.next_lc is not None else due
 
     def _lifecycle(self, v: int) -> None:
         if self._pending and self._pending[0][0] <= v:
