@@ -115,6 +115,11 @@ async def _apply(kube: Kube, desired: dict[str, Any], existing: dict[str, Any] |
     body["metadata"] = {**meta, "resourceVersion": existing["metadata"].get("resourceVersion")}
     if "status" in existing:
         body["status"] = existing["status"]  # ignored by a real API server; kept by emulators
+    if desired["kind"] == "Service":
+        # Allocated by the API server and immutable: a replace must carry them over.
+        kept = ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy")
+        old_spec = existing.get("spec") or {}
+        body["spec"] = {**desired["spec"], **{k: old_spec[k] for k in kept if k in old_spec}}
     await kube.replace(body)
     return "updated"
 
