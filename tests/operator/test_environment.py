@@ -194,6 +194,16 @@ async def test_invalid_spec_changes_nothing_and_a_stream_rename_is_refused(
     assert "KALSHI_KALSHI cannot be renamed to KALSHI_KALSHI2" in stream["message"]
     assert cond(k8s, "kalshi", "Ready")["status"] == "False"
 
+    # A limit JetStream cannot change on an existing stream: refused with the field named.
+    spec = {"feed": {"name": "kalshi"}, "transport": {"stream": {"storage": "memory"}}}
+    await kube.patch("Environment", "default", "kalshi", {"spec": spec})
+    refused = await eventually(
+        lambda: (
+            (c := cond(k8s, "kalshi", "StreamReady")).get("reason") == "StreamConfigRefused" and c
+        )
+    )
+    assert "spec.transport.stream.storage cannot change from file to memory" in refused["message"]
+
 
 async def test_timer_recreates_a_deleted_deployment(
     nats_server: EmbeddedNats, k8s: k8semu.Emulator, operator: KopfRunner, kube: Kube
