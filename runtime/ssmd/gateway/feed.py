@@ -57,6 +57,7 @@ def levels_json(levels: list[tuple[Decimal, Decimal]]) -> list[list[float]]:
     return [[float(p), float(q)] for p, q in levels]
 
 
+TRADES_KEPT = 500
 AGE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0)
 
 
@@ -87,7 +88,8 @@ class Sink(Protocol):
 @dataclass
 class MarketData:
     ticker: str
-    trades: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1000))
+    # Recent trades for REST (bounded: memory must not grow with the number of trades).
+    trades: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=TRADES_KEPT))
     ticker_msg: dict[str, Any] | None = None
     ticker_payload: bytes | None = None
     lifecycle: list[dict[str, Any]] = field(default_factory=list)

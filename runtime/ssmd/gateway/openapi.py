@@ -115,7 +115,7 @@ def document(server_url: str | None = None) -> dict[str, Any]:
                     "summary": "Recent trades, newest first",
                     "parameters": [
                         _ticker,
-                        _q("limit", "1-1000", "integer"),
+                        _q("limit", "1-500 (the gateway keeps the last 500 per market)", "integer"),
                         _q("since", "exchange time, Unix ms", "integer"),
                     ],
                     "responses": {"200": _resp("Trades"), **_std},

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ssmd.books.builder import BookState
 from ssmd.gateway.clients import POLICIES
-from ssmd.gateway.feed import levels_json, num
+from ssmd.gateway.feed import TRADES_KEPT, levels_json, num
 from ssmd.gateway.stream import BadRequest, parse_mode
 
 if TYPE_CHECKING:
@@ -204,7 +204,7 @@ class Rest:
     async def trades(self, request: web.Request) -> web.Response:
         t = request.match_info["ticker"]
         q = request.query
-        limit = _int(q, "limit", 100, 1, 1000)
+        limit = _int(q, "limit", 100, 1, TRADES_KEPT)
         since = _int(q, "since", 0, 0, 1 << 62)
         md = self.gw.feed.markets.get(t)
         if md is None and t not in self.gw.store.markets:
