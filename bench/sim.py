@@ -9,9 +9,12 @@ Prints one JSON object:
 * ``ceiling_batched_per_s``: a bare server writing pre-framed batches (the client's limit).
 * ``ratio`` = frames_per_s / ceiling_per_s, ``ratio_batched`` likewise.
 
+With ``--rounds N`` the three runs alternate N times and medians are reported (this
+machine is shared and noisy).
+
 The client runs in its own process, so the server and the client each get a core.
 
-    .venv/bin/python bench/sim.py [--seconds 3] [--warmup 1] [--markets 50]
+    .venv/bin/python bench/sim.py [--seconds 3] [--warmup 1] [--markets 50] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,7 +126,7 @@ async def bare_server(payload: bytes, batched: bool) -> tuple[web.AppRunner, int
     return runner, runner.addresses[0][1]
 
 
-async def bench(args: argparse.Namespace) -> dict[str, object]:
+async def sim_run(args: argparse.Namespace) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = SimConfig(
             seed=1,
@@ -136,30 +140,47 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
             assert sim.credentials_paths is not None
             creds = (str(sim.credentials_paths[0]), str(sim.credentials_paths[1]))
             tickers = [m.ticker for m in sim.markets]
-            res = await asyncio.to_thread(
+            return await asyncio.to_thread(
                 run_client, sim.ws_url, creds, tickers, args.warmup, args.seconds
             )
-    size = max(2, round(res["mean_bytes"]))
-    payload = (b'{"pad":"' + b"x" * size)[: size - 2] + b'"}'
-    ceilings = {}
-    for batched in (False, True):
-        runner, port = await bare_server(payload, batched)
-        try:
-            ceil = await asyncio.to_thread(
-                run_client, f"ws://127.0.0.1:{port}/", ("", ""), [], args.warmup, args.seconds
-            )
-        finally:
-            await runner.cleanup()
-        ceilings[batched] = ceil["per_s"]
-    fps = res["per_s"]
+
+
+async def ceiling_run(args: argparse.Namespace, payload: bytes, batched: bool) -> float:
+    runner, port = await bare_server(payload, batched)
+    try:
+        res = await asyncio.to_thread(
+            run_client, f"ws://127.0.0.1:{port}/", ("", ""), [], args.warmup, args.seconds
+        )
+    finally:
+        await runner.cleanup()
+    return res["per_s"]
+
+
+async def bench(args: argparse.Namespace) -> dict[str, object]:
+    # Rounds alternate simulator and ceilings so that load from other processes hits all
+    # of them alike; medians are reported.
+    sims: list[dict[str, float]] = []
+    plain: list[float] = []
+    batched: list[float] = []
+    for _ in range(args.rounds):
+        res = await sim_run(args)
+        sims.append(res)
+        size = max(2, round(res["mean_bytes"]))
+        payload = (b'{"pad":"' + b"x" * size)[: size - 2] + b'"}'
+        plain.append(await ceiling_run(args, payload, batched=False))
+        batched.append(await ceiling_run(args, payload, batched=True))
+    fps = statistics.median(r["per_s"] for r in sims)
+    ceil = statistics.median(plain)
+    ceil_b = statistics.median(batched)
     return {
         "frames_per_s": round(fps),
-        "ceiling_per_s": round(ceilings[False]),
-        "ratio": round(fps / ceilings[False], 3),
-        "ceiling_batched_per_s": round(ceilings[True]),
-        "ratio_batched": round(fps / ceilings[True], 3),
-        "mean_frame_bytes": round(res["mean_bytes"], 1),
-        "seconds": round(res["seconds"], 2),
+        "ceiling_per_s": round(ceil),
+        "ratio": round(fps / ceil, 3),
+        "ceiling_batched_per_s": round(ceil_b),
+        "ratio_batched": round(fps / ceil_b, 3),
+        "mean_frame_bytes": round(statistics.median(r["mean_bytes"] for r in sims), 1),
+        "seconds": args.seconds,
+        "rounds": args.rounds,
         "markets": args.markets,
     }
 
@@ -179,6 +200,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0, help="measurement window per run (>= 3)")
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--markets", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=1, help="alternating rounds; medians reported")
     args = ap.parse_args()
     print(json.dumps(asyncio.run(bench(args))))
 
