@@ -52,9 +52,10 @@ async def _reconcile_env(body: kopf.Body, namespace: str | None, name: str, *, r
         raise kopf.TemporaryError(out.retry_reason, delay=config.RETRY_DELAY_S)
 
 
-@kopf.on.create(GROUP, VERSION, ENVIRONMENTS)
-@kopf.on.update(GROUP, VERSION, ENVIRONMENTS, field="spec")
-@kopf.on.resume(GROUP, VERSION, ENVIRONMENTS)
+# Retries come soon (not kopf's default 60 s): a failed pass is usually a conflict or a blip.
+@kopf.on.create(GROUP, VERSION, ENVIRONMENTS, backoff=config.RETRY_DELAY_S)
+@kopf.on.update(GROUP, VERSION, ENVIRONMENTS, field="spec", backoff=config.RETRY_DELAY_S)
+@kopf.on.resume(GROUP, VERSION, ENVIRONMENTS, backoff=config.RETRY_DELAY_S)
 async def environment_changed(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
     await _reconcile_env(body, namespace, name, retry=True)
 
@@ -93,7 +94,7 @@ async def deployment_event(
     )
 
 
-@kopf.on.delete(GROUP, VERSION, ENVIRONMENTS)
+@kopf.on.delete(GROUP, VERSION, ENVIRONMENTS, backoff=config.RETRY_DELAY_S)
 async def environment_deleted(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
     namespace = namespace or "default"
     async with _lock(namespace, name), await Kube.connect() as kube:
@@ -104,9 +105,9 @@ async def environment_deleted(body: kopf.Body, namespace: str | None, name: str,
     _locks.pop((id(asyncio.get_running_loop()), namespace, name), None)
 
 
-@kopf.on.create(GROUP, VERSION, FEEDS)
-@kopf.on.update(GROUP, VERSION, FEEDS, field="spec")
-@kopf.on.resume(GROUP, VERSION, FEEDS)
+@kopf.on.create(GROUP, VERSION, FEEDS, backoff=config.RETRY_DELAY_S)
+@kopf.on.update(GROUP, VERSION, FEEDS, field="spec", backoff=config.RETRY_DELAY_S)
+@kopf.on.resume(GROUP, VERSION, FEEDS, backoff=config.RETRY_DELAY_S)
 @kopf.timer(
     GROUP, VERSION, FEEDS, interval=config.FEED_INTERVAL_S, initial_delay=config.FEED_INTERVAL_S,
     backoff=config.RETRY_DELAY_S,

@@ -120,7 +120,12 @@ async def _apply(kube: Kube, desired: dict[str, Any], existing: dict[str, Any] |
         kept = ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy")
         old_spec = existing.get("spec") or {}
         body["spec"] = {**desired["spec"], **{k: old_spec[k] for k in kept if k in old_spec}}
-    await kube.replace(body)
+    try:
+        await kube.replace(body)
+    except KubeError as exc:
+        if exc.status != 409:
+            raise
+        return "conflict"  # changed meanwhile (someone scaled it?): the next pass decides
     return "updated"
 
 
@@ -244,7 +249,7 @@ async def reconcile(
             else await kube.get(kind, namespace, cname)
         )
         action = await _apply(kube, desired, have)
-        if action != "unchanged" and kind == "Deployment" and have is not None:
+        if action == "updated" and kind == "Deployment" and have is not None:
             emit("DeploymentUpdated", f"{cname}: {action}", False)
         elif action == "created" and kind == "Deployment" and any(existing.values()):
             emit("DeploymentRecreated", f"{cname} was missing and has been created", True)
