@@ -218,3 +218,36 @@ def test_book_views_are_yes_perspective() -> None:
     bk.apply_snapshot([(D("0.30"), D(5)), (D("0.31"), D(1))], [(D("0.60"), D(2))])
     assert bk.best_yes_ask == D("0.40") and not bk.crossed
     assert bk.asks() == [(D("0.40"), D(2))]
+
+
+def test_late_start_from_checkpoints_is_not_tainted_by_a_gap_before_them() -> None:
+    """X's checkpoint was taken after the gap and its resync; Z's before. A builder started
+    from both must end with both books live and right."""
+    frames = [
+        _snap(1, 1, "X", [["0.40", "10"]], []),
+        _snap(1, 2, "Z", [["0.30", "10"]], []),
+        _delta(1, 3, "Z", "0.30", "1"),
+        # seq 4 lost
+        _delta(1, 5, "X", "0.40", "1"),
+        _snap(1, 6, "X", [["0.41", "7"]], []),  # resync
+        _snap(1, 7, "Z", [["0.31", "8"]], []),  # resync
+        _delta(1, 8, "Z", "0.31", "2"),
+    ]
+    live = BookBuilder()
+    cps = {}
+    for i, f in enumerate(frames, start=1):
+        live.apply(f, stream_seq=i)
+        if i == 2:
+            cps["Z"] = live.books["Z"].checkpoint()
+        if i == 5:
+            cps["X"] = live.books["X"].checkpoint()
+    late = BookBuilder()
+    for cp in cps.values():
+        late.seed(Checkpoint.from_json(cp.to_json()))
+    start = min(cp.seq for cp in cps.values()) + 1
+    for i, f in enumerate(frames, start=1):
+        if i >= start:
+            late.apply(f, stream_seq=i)
+    for t in ("X", "Z"):
+        assert late.books[t].state is BookState.LIVE, t
+        assert late.books[t].book == live.books[t].book, t

@@ -152,7 +152,9 @@ class BookBuilder:
             if seq != last + 1:
                 self.gaps += 1
                 events.extend(
-                    self.mark_sid_stale(sid, f"seq gap on sid {sid}: {last} -> {seq}", conn)
+                    self.mark_sid_stale(
+                        sid, f"seq gap on sid {sid}: {last} -> {seq}", conn, stream_seq
+                    )
                 )
         self._last_seq[key] = seq
         if isinstance(frame, OrderbookSnapshotFrame):
@@ -237,12 +239,21 @@ class BookBuilder:
 
     # -- external staleness ----------------------------------------------------------------
 
-    def mark_sid_stale(self, sid: int, reason: str, conn: str = "") -> list[BookEvent]:
-        """Every live book of ``sid`` goes stale (one gap taints the whole subscription)."""
+    def mark_sid_stale(
+        self, sid: int, reason: str, conn: str = "", at_stream_seq: int = 0
+    ) -> list[BookEvent]:
+        """Every live book of ``sid`` goes stale (one gap taints the whole subscription).
+
+        With ``at_stream_seq`` (where the gap was seen), a book that started from a later
+        checkpoint is left alone: it is already past the gap (its resync snapshot, being
+        before that checkpoint, will not be replayed to it)."""
         hit = [
             e
             for e in self.books.values()
-            if e.sid == sid and e.conn == conn and e.state is BookState.LIVE
+            if e.sid == sid
+            and e.conn == conn
+            and e.state is BookState.LIVE
+            and not (at_stream_seq and e.stream_seq >= at_stream_seq)
         ]
         for e in hit:
             e.state, e.stale_reason, e.dirty = BookState.STALE, reason, True
@@ -261,6 +272,7 @@ class BookBuilder:
         sid: int | None = None,
         conn: str | None = None,
         before_seq: int | None = None,
+        at_stream_seq: int = 0,
     ) -> list[BookEvent]:
         """Mark books stale from outside (a gap record). With ``sid``, only books still on
         that subscription; with ``before_seq``, only those not yet past that seq (a record
@@ -280,6 +292,8 @@ class BookBuilder:
                 and e.exchange_seq >= before_seq
             ):
                 continue
+            if at_stream_seq and e.stream_seq >= at_stream_seq:
+                continue  # started from a checkpoint taken after this gap record
             e.state, e.stale_reason, e.dirty = BookState.STALE, reason, True
             events.append(BookEvent("stale", t, reason))
         return events

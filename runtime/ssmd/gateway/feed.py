@@ -403,7 +403,7 @@ class GatewayFeed:
         cause = str(rec.get("cause") or "gap")
         conn = rec.get("conn") if isinstance(rec.get("conn"), str) else None
         events = self.builder.mark_stale(
-            markets, f"gap: {cause}", sid=sid, conn=conn, before_seq=before
+            markets, f"gap: {cause}", sid=sid, conn=conn, before_seq=before, at_stream_seq=seq
         )
         for ev in events:
             self.market(ev.ticker).book_version += 1
