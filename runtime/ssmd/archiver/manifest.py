@@ -206,35 +206,59 @@ def _new_decompressor(fmt: Format) -> Any:
     return zlib.decompressobj(31)
 
 
+class FrameDecoder:
+    """Incremental frame-by-frame decompression: :meth:`feed` compressed bytes as they come,
+    get back the content of every frame completed so far. ``good_offset`` is the compressed
+    offset where the last complete frame ends; ``corrupt`` is set on undecodable data."""
+
+    def __init__(self, fmt: Format) -> None:
+        self.fmt = fmt
+        self._d = _new_decompressor(fmt)
+        self._out: list[bytes] = []
+        self._fed = 0  # compressed bytes of the current frame fed so far
+        self.good_offset = 0
+        self.corrupt = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        done: list[bytes] = []
+        while data and not self.corrupt:
+            try:
+                o = self._d.decompress(data)
+            except (zstandard.ZstdError, zlib.error):
+                self.corrupt = True
+                break
+            if o:
+                self._out.append(o)
+            if self._d.eof:
+                rest = self._d.unused_data
+                self._fed += len(data) - len(rest)
+                self.good_offset += self._fed
+                self._fed = 0
+                done.append(b"".join(self._out))
+                self._out = []
+                self._d = _new_decompressor(self.fmt)
+                data = rest
+            else:
+                self._fed += len(data)
+                data = b""
+        return done
+
+    @property
+    def torn(self) -> bool:
+        """True when data of an unfinished frame was fed (a torn tail, if the input ended)."""
+        return self._fed > 0 or self.corrupt
+
+
 def decompress_frames(chunks: Iterable[bytes], fmt: Format) -> Iterator[tuple[bytes, int]]:
     """Decompress frame by frame: yields (content of one complete frame, compressed offset of
     its end). Stops quietly at a torn or corrupt last frame, so the last offset yielded is where
     the complete data ends. Memory is bounded by one frame."""
-    d = _new_decompressor(fmt)
-    pos = 0  # compressed offset where the current frame started
-    fed = 0  # compressed bytes of the current frame fed so far
-    out: list[bytes] = []
+    dec = FrameDecoder(fmt)
     for chunk in chunks:
-        data = chunk
-        while data:
-            try:
-                o = d.decompress(data)
-            except (zstandard.ZstdError, zlib.error):
-                return
-            if o:
-                out.append(o)
-            if d.eof:
-                rest = d.unused_data
-                fed += len(data) - len(rest)
-                pos += fed
-                fed = 0
-                yield b"".join(out), pos
-                out = []
-                d = _new_decompressor(fmt)
-                data = rest
-            else:
-                fed += len(data)
-                data = b""
+        for content in dec.feed(chunk):
+            yield content, dec.good_offset
+        if dec.corrupt:
+            return
 
 
 def file_chunks(f: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[bytes]:

@@ -1,0 +1,1 @@
+"""``ssmd data``: inventory, gaps, quality, replay and export of archived days."""
