@@ -126,7 +126,23 @@ async def test_stall_sends_no_frames_and_no_pings_until_cleared() -> None:
         assert sim.connections()[0]["stalled"] is True and not ws.closed
         sim.clear_faults()
         msg = await ws.receive(timeout=5)
-        assert msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.PING)
+        assert msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.PING, aiohttp.WSMsgType.PONG)
+
+
+async def test_stall_seen_by_a_websockets_client() -> None:
+    """The same stall through plain websockets: no frames, and our ping gets no pong."""
+    async with KalshiSim(config()) as sim, client(sim) as c:
+        await subscribed(sim, c)
+        sim.inject(Fault(FaultKind.STALL, conn=1))
+        await sim.step(300)
+        pong = await c.ws.ping()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(pong), 0.3)
+        with pytest.raises(TimeoutError):
+            await c.recv(timeout=0.2)
+        sim.clear_faults()
+        await asyncio.wait_for(pong, 5)  # answered once released
+        assert (await c.recv())["sid"] in (1, 2)
 
 
 async def test_malformed_frame_is_not_json() -> None:

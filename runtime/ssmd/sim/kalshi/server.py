@@ -373,7 +373,9 @@ class KalshiSim:
                         conn.push(error_frame(None, 17))
                     conn.flush()
                 elif msg.type is WSMsgType.PING:
-                    if not conn.stalled:  # a stalled exchange answers nothing
+                    if conn.stalled:  # answered only when the stall ends, like the frames
+                        conn.held_pongs.append(msg.data)
+                    else:
                         await ws.pong(msg.data)
                 elif msg.type is WSMsgType.PONG:
                     pong.set()

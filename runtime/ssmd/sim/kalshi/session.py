@@ -123,6 +123,7 @@ class Connection:
         self.closed = False
         self.faulty = False  # a pending fault may fire here: take the slow push path
         self.held: bytes | None = None  # a frame held back by a reorder fault
+        self.held_pongs: list[bytes] = []  # pings that arrived during a stall
         self.overflows = 0
         self._drainer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -304,6 +305,10 @@ class Connection:
         if self.stalled:
             self.stalled = False
             self.flush()
+            pongs, self.held_pongs = self.held_pongs, []
+            if self.ws is not None and not self.ws.closed:
+                for data in pongs:
+                    self.spawn(self.ws.pong(data))
 
     # -- introspection --------------------------------------------------------------------
 
