@@ -11,7 +11,7 @@ from nats.js import JetStreamContext
 
 from ssmd import subjects
 from ssmd.archiver import Archiver
-from ssmd.archiver.manifest import MANIFEST, decode_line, encode_line, iter_lines, read_file_chunks
+from ssmd.archiver.manifest import MANIFEST, decode_line, encode_line, iter_lines
 from ssmd.transport.kv import read_status
 from ssmd.transport.server import EmbeddedNats
 from ssmd.transport.streams import ensure_streams

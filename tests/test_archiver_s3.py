@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from ssmd.archiver import Archiver, ArchiverOptions
 from ssmd.archiver.manifest import decode_line, decompress_frames, iter_lines
 from ssmd.archiver.storage import S3Credentials, S3Store
+from ssmd.cli.main import cli as main_cli
 from ssmd.transport.server import EmbeddedNats
 from ssmd.transport.streams import ensure_streams
 
@@ -110,6 +112,20 @@ async def test_closed_files_are_uploaded_verified_and_removed_locally(
         "0002.jsonl.zst",
     ]
     await store.close()
+
+    # the data tools read the same archive straight from S3
+    def cli(*args: str) -> Result:
+        return CliRunner(env={"AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET}).invoke(
+            main_cli, [*args, "--root", f"s3://{BUCKET}/t1", "--s3-endpoint", weed.endpoint]
+        )
+
+    res = await asyncio.to_thread(cli, "data", "replay", "--date", "2026-01-01")
+    assert res.exit_code == 0, res.output
+    frames = [message("test", "kalshi", i, t)[1] for i, t in enumerate(times)]
+    assert res.stdout_bytes == b"".join(f + b"\n" for f in frames)
+    res = await asyncio.to_thread(cli, "data", "inventory", "--json")
+    assert res.exit_code == 0, res.output
+    assert '"records":9' in res.stdout and '"files":3' in res.stdout
 
 
 async def test_s3_outage_during_upload_is_retried_and_loses_nothing(
