@@ -16,7 +16,7 @@ from ssmd import subjects
 from ssmd.cli.main import cli
 from ssmd.runtime import RuntimeContext
 from ssmd.secmaster.service import Secmaster
-from ssmd.secmaster.store import kv_key, secmaster_kv
+from ssmd.secmaster.store import kv_key, record_history, secmaster_kv
 from ssmd.sim.kalshi import Fault, FaultKind, KalshiSim, SimConfig
 from ssmd.transport.server import EmbeddedNats
 from ssmd.transport.streams import ensure_streams
@@ -82,8 +82,12 @@ async def test_sync_writes_kv_publishes_changes_and_keeps_history(
             updated = [e for e in events[len(truth) :] if e["kind"] == "updated"]
             assert updated and all(e["changes"] for e in updated)
             kv = await secmaster_kv(js, "test")
-            hist = await kv.history(kv_key("market", updated[0]["ticker"]))
-            assert len(hist) == 2
+            hist = await record_history(js, "test", "market", updated[0]["ticker"])
+            assert len(hist) == 2 and hist[1]["changes"] == updated[0]["changes"]
+            assert hist[1]["revision"] == updated[0]["revision"]
+            assert (await kv.get(kv_key("market", updated[0]["ticker"]))).revision == hist[1][
+                "revision"
+            ]
         finally:
             await sm.stop()
 

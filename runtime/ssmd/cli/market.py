@@ -113,7 +113,9 @@ def show(ticker: str, env_file: Path, nats_url: str | None, history: bool, as_js
         try:
             kv = await secmaster_kv(nc.jetstream(), env.name)
             rec = await read_record(kv, "market", ticker)
-            hist = await record_history(kv, "market", ticker) if history else []
+            hist = (
+                await record_history(nc.jetstream(), env.name, "market", ticker) if history else []
+            )
             return rec, hist
         finally:
             await nc.close()
@@ -199,5 +201,3 @@ def sync(env_file: Path, nats_url: str | None, rest_url: str | None, as_json: bo
             f"{out['unchanged']} unchanged), {out['events']} events, {out['series']} series "
             f"in {out['seconds']}s"
         )
-
-

@@ -143,21 +143,50 @@ async def read_record(kv: KeyValue, kind: str, ticker: str) -> dict[str, Any] | 
     return rec if isinstance(rec, dict) else None
 
 
-async def record_history(kv: KeyValue, kind: str, ticker: str) -> list[dict[str, Any]]:
-    """Every kept revision, oldest first: ``{revision, time, record, changes}``."""
+async def _kv_history(js: JetStreamContext, bucket: str, key: str) -> list[tuple[int, bytes]]:
+    """(revision, value) of every kept version of ``key``, oldest first.
+
+    Read with our own ordered consumer: nats-py's ``KeyValue.history`` can decide "no
+    keys" before the first entry arrives on a busy machine."""
     try:
-        entries = await kv.history(kv_key(kind, ticker))
-    except (KeyNotFoundError, NotFoundError):
+        info = await js.stream_info(f"KV_{bucket}")
+    except NotFoundError:
         return []
+    if not info.state.messages:
+        return []
+    sub = await js.subscribe(f"$KV.{bucket}.{key}", stream=f"KV_{bucket}", ordered_consumer=True)
+    out: list[tuple[int, bytes]] = []
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=2.0)
+            except TimeoutError:
+                break  # no (more) entries for this key
+            op = (msg.headers or {}).get("KV-Operation")
+            if op not in ("DEL", "PURGE"):
+                out.append((msg.metadata.sequence.stream, msg.data))
+            if msg.metadata.num_pending == 0:
+                break
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+    return out
+
+
+async def record_history(
+    js: JetStreamContext, env: str, kind: str, ticker: str
+) -> list[dict[str, Any]]:
+    """Every kept revision, oldest first: ``{revision, time_ms, record, changes}``."""
+    entries = await _kv_history(js, subjects.secmaster_bucket(env), kv_key(kind, ticker))
     out: list[dict[str, Any]] = []
     prev: dict[str, Any] | None = None
-    for e in entries:
-        rec = orjson.loads(e.value) if e.value else None
+    for revision, value in entries:
+        rec = orjson.loads(value) if value else None
         if not isinstance(rec, dict):
             continue
         out.append(
             {
-                "revision": e.revision,
+                "revision": revision,
                 "time_ms": rec.get(WRITTEN),
                 "record": rec,
                 "changes": diff(prev, rec) if prev is not None else {},
