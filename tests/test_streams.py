@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -121,3 +122,19 @@ async def test_unreachable_nats_is_one_clear_error() -> None:
         await connect("nats://user:hunter2@127.0.0.1:1", connect_timeout=1, initial_attempts=2)
     assert str(info.value).startswith("cannot reach NATS at nats://***@127.0.0.1:1: ")
     assert "hunter2" not in str(info.value)
+
+
+async def test_connect_without_reconnect_fails_fast() -> None:
+    """nats-py loops forever when max_reconnect_attempts is 0; ours must give up."""
+    with pytest.raises(NatsUnavailable):
+        await asyncio.wait_for(
+            connect("nats://127.0.0.1:1", reconnect=False, initial_attempts=1, connect_timeout=1),
+            30,
+        )
+
+
+async def test_read_status_of_an_empty_bucket(js: JetStreamContext) -> None:
+    from ssmd.transport.kv import read_status, status_bucket
+
+    await status_bucket(js, "quiet")
+    assert await read_status(js, "quiet") == {}

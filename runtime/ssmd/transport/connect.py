@@ -64,7 +64,8 @@ async def connect(
             allow_reconnect=reconnect,
             # nats-py uses one setting for the first connect and for reconnects: bound the
             # first so a wrong URL fails clearly, then lift it below.
-            max_reconnect_attempts=max(initial_attempts - 1, 0),
+            # (0 means "unlimited" inside nats-py's server selection, so at least 1).
+            max_reconnect_attempts=max(initial_attempts - 1, 1),
             reconnect_time_wait=0.5,
             error_cb=on_error,
             disconnected_cb=on_disconnect,

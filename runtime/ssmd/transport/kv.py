@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
 
 from ssmd import subjects
@@ -41,7 +41,7 @@ async def read_status(js: JetStreamContext, env: str) -> dict[str, dict[str, Any
     out: dict[str, dict[str, Any]] = {}
     try:
         keys = await kv.keys()
-    except NotFoundError:
+    except (NotFoundError, NoKeysError):  # an empty bucket: nothing has reported yet
         return out
     for key in keys:
         try:
