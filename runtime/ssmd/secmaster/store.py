@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
@@ -197,29 +198,43 @@ async def record_history(
 
 
 class MarketStore:
-    """All markets (and series/events) of the secmaster KV, kept current by a KV watcher."""
+    """All markets (and series/events) of the secmaster KV, kept current.
+
+    Follows the bucket's stream with an ordered consumer (latest value per key, then every
+    update). ``loaded`` is set once the values present at start are all in: decided from
+    the stream's own pending counts, not nats-py's watcher, whose "initial values done"
+    marker can come before the values on a busy machine."""
 
     def __init__(self) -> None:
         self.markets: dict[str, dict[str, Any]] = {}
         self.events: dict[str, dict[str, Any]] = {}
         self.series: dict[str, dict[str, Any]] = {}
         self.revision = 0
-        self._task: asyncio.Task[None] | None = None
-        self._watcher: Any = None
+        self._sub: Any = None
+        self._prefix = ""
         self.loaded = asyncio.Event()
 
     async def start(self, js: JetStreamContext, env: str) -> None:
-        kv = await secmaster_kv(js, env)
-        self._watcher = await kv.watchall()
-        self._task = asyncio.create_task(self._run(), name="secmaster-watch")
+        await secmaster_kv(js, env)  # created if missing
+        bucket = subjects.secmaster_bucket(env)
+        self._prefix = f"$KV.{bucket}."
+        info = await js.stream_info(f"KV_{bucket}")
+        if not info.state.messages:
+            self.loaded.set()
+        self._sub = await js.subscribe(
+            f"$KV.{bucket}.>",
+            stream=f"KV_{bucket}",
+            cb=self._on_msg,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        )
 
-    async def _run(self) -> None:
-        assert self._watcher is not None
-        async for entry in self._watcher:
-            if entry is None:  # the initial values are all in
-                self.loaded.set()
-                continue
-            self.apply(entry.key, entry.value, entry.operation, entry.revision)
+    async def _on_msg(self, msg: Any) -> None:
+        key = msg.subject[len(self._prefix) :]
+        op = (msg.headers or {}).get("KV-Operation")
+        self.apply(key, msg.data, op, msg.metadata.sequence.stream)
+        if msg.metadata.num_pending == 0:
+            self.loaded.set()
 
     def apply(self, key: str, value: bytes | None, op: str | None, revision: int) -> None:
         kind, ticker = parse_kv_key(key)
@@ -236,13 +251,10 @@ class MarketStore:
                 table[ticker] = rec
 
     async def stop(self) -> None:
-        if self._watcher is not None:
+        if self._sub is not None:
             with contextlib.suppress(Exception):
-                await self._watcher.stop()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                await self._sub.unsubscribe()
+            self._sub = None
 
     def query(
         self,
