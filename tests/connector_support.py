@@ -68,7 +68,7 @@ def connector_env(**connector: Any) -> Environment:
     settings = {"deadAfter": "1s", "metricsPort": 0, **connector}
     return make_environment(
         "test",
-        feed={"name": "kalshi", "endpoint": "ws://127.0.0.1:1/trade-api/ws/v2"},
+        feed={"name": "kalshi", "endpoint": "sim"},
         connector=settings,
         markets={"status": ["open"]},
     )
@@ -81,6 +81,7 @@ async def rig(
     *,
     sim: SimConfig | None = None,
     env: Environment | None = None,
+    metrics_port: int | None = None,
     **kw: Any,
 ) -> AsyncIterator[tuple[KalshiSim, Connector]]:
     cfg = sim or SimConfig(markets=10, rate=500, record_frames=True, lifecycle_interval_s=0)
@@ -96,7 +97,7 @@ async def rig(
             feed_ws_url=s.ws_url,
             feed_rest_url=s.rest_url,
             sim_credentials_dir=cfg.data_dir,
-            metrics_port=None,
+            metrics_port=metrics_port,
             status_interval=0.2,
         )
         params: dict[str, Any] = {
