@@ -247,7 +247,7 @@ class Archiver:
             while not self._stopping.is_set():
                 msgs = await self.consumer.take(self._wait_timeout())
                 rotated = self._process(msgs) if msgs else False
-                if self._clock_rotation_due():
+                if not msgs and self._clock_rotation_due():
                     self._close_file()
                     rotated = True
                 if (
@@ -289,7 +289,8 @@ class Archiver:
         return int(self._now() * 1e9)
 
     def _clock_rotation_due(self) -> bool:
-        # An idle feed still gets its file closed when the window is over.
+        # An idle feed still gets its file closed when the window is over. Only when idle:
+        # while catching up on a backlog, receive times (not the clock) decide rotation.
         return self.file is not None and self._now_ns() >= self._file_window_end
 
     def _process(self, msgs: list[Delivery]) -> bool:

@@ -13,9 +13,28 @@ from ssmd.archiver.manifest import DayManifest, classify_subject, decode_line, i
 from ssmd.archiver.storage import ArchiveStore
 from ssmd.data.archive import iter_day_chunks
 
-# Whole-chunk fast path: every line whose frame was spliced raw becomes "<frame>\n" in one
-# C-level substitution. Lines stored as frame_b64 do not match; the count tells us.
-_FRAME_RE = re.compile(rb'\{"seq":\d+,"recv_ns":\d+,"subject":"(?:[^"\\\n]|\\.)*","frame":(.*)\}\n')
+# Whole-chunk fast path (no filter, no pacing): the prefix of the first line goes, and every
+# "}\n<next line's prefix>" becomes "\n", in one C-level substitution per chunk. A subject with
+# an escaped character, a frame stored as frame_b64 or a gap record sends the chunk down the
+# line-by-line path instead (the counts tell).
+_PREFIX = rb'\{"seq":\d+,"recv_ns":\d+,"subject":"[^"\\\n]*","frame":'
+_FIRST_RE = re.compile(_PREFIX)
+_JOIN_RE = re.compile(rb"\}\n" + _PREFIX)
+
+
+def fast_frames(content: bytes) -> bytes | None:
+    """Frames of a chunk of whole archive lines, one per line; None when the chunk needs the
+    line-by-line path."""
+    m = _FIRST_RE.match(content)
+    if m is None or not content.endswith(b"}\n"):
+        return None
+    if b'"frame_b64":' in content or b'.gap","frame":' in content:
+        return None
+    body, joined = _JOIN_RE.subn(b"\n", content[m.end() :])
+    if joined + 1 != content.count(b"\n"):
+        return None
+    return body[:-2] + b"\n"
+
 
 Publish = Callable[[str, bytes, int], Awaitable[None]]
 
@@ -71,14 +90,13 @@ async def replay_day(
     async for _, content in iter_day_chunks(store, feed, manifest):
         if fast:
             assert out is not None
-            data, subs = _FRAME_RE.subn(rb"\1\n", content)
-            lines = content.count(b"\n")
-            gaps = content.count(b',"subject":"', 0) and _count_gap_lines(content)
-            if subs == lines and not gaps:
-                out.write(data)
-                n += subs
+            frames = fast_frames(content)
+            if frames is not None:
+                out.write(frames)
+                k = frames.count(b"\n")
+                n += k
                 if on_progress:
-                    on_progress(subs)
+                    on_progress(k)
                 continue
         done = 0
         for lines_ in iter_lines([content]):
@@ -103,8 +121,3 @@ async def replay_day(
         if on_progress:
             on_progress(done)
     return n
-
-
-def _count_gap_lines(content: bytes) -> int:
-    # gap records are archive lines too, but not frames: the fast path must not emit them
-    return content.count(b'.gap","frame":')
