@@ -138,6 +138,7 @@ class Archiver:
         self.files_written = 0
         self.duplicates_skipped = 0
         self._dup_reply: bytes | None = None
+        self._dups_reported = 0
         self.lag = 0
         self.last_closed_file: str | None = None
         self.acked_seq = 0
@@ -419,6 +420,9 @@ class Archiver:
         self.file = None
         m = self.manifest_for(self._file_date)
         m.add_file(entry, f.stats)
+        # redeliveries skipped since the last close (a data-quality signal, see `ssmd data quality`)
+        m.duplicates_skipped += self.duplicates_skipped - self._dups_reported
+        self._dups_reported = self.duplicates_skipped
         write_manifest(day_dir(self.root, self.feed, self._file_date) / MANIFEST, m)
         self.files_written += 1
         self._m_files.inc()
