@@ -147,6 +147,7 @@ class PullConsumer:
         self._last_activity = time.monotonic()
         self._orig_process: Any = None
         self.error: Exception | None = None
+        self.statuses: dict[str, int] = {}  # status code -> count (408 = a request expired)
 
     async def start(self) -> None:
         self._inbox = self._nc.new_inbox()
@@ -184,6 +185,7 @@ class PullConsumer:
         code = line[9:12].decode()
         desc = line[13:].decode(errors="replace")
         left = header_value(headers, _PENDING_MSGS.encode())
+        self.statuses[code] = self.statuses.get(code, 0) + 1
         if code == "100":
             return  # idle heartbeat
         if left is not None:

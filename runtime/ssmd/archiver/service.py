@@ -68,6 +68,7 @@ class ArchiverOptions:
     batch: int = 2000
     max_in_flight: int = 8000
     max_ack_pending: int = 200_000
+    pull_expires: float = 5.0  # a pull request lives this long on the server
     ack_wait: float = 60.0
     sync_records: int = 50_000  # sync early when this many records are unacked
     flush_bytes: int = 4 << 20  # one compressed frame at most this big (memory bound)
@@ -186,6 +187,7 @@ class Archiver:
             self.durable,
             batch=self.opts.batch,
             max_in_flight=self.opts.max_in_flight,
+            expires=self.opts.pull_expires,
         )
         await self.consumer.start()
         if self._uploader is not None:
