@@ -73,13 +73,19 @@ async def test_kill_9_at_random_points_loses_and_duplicates_nothing(
     # 200k messages over ~4 minutes of receive time, so files rotate (1m windows) too.
     msgs = [message("test", "kalshi", i, BASE_NS + i * 1_200_000) for i in range(N)]
     publisher = asyncio.create_task(publish_all(nc, msgs))
-    kills = 0
+    kills = partial_seen = 0
     for _ in range(4):
+        before = await acked_floor(js)
         proc = await start_archiver(env_file, nats_server.url, tmp_path)
-        await asyncio.sleep(rng.uniform(0.6, 1.4))  # a random point of the run is the point
+        # kill only once this run has made progress (acked something), at a random point after
+        while await acked_floor(js) <= before:
+            assert proc.returncode is None, "archiver exited"
+            await asyncio.sleep(0.02)  # another process: poll its consumer state
+        await asyncio.sleep(rng.uniform(0.0, 0.4))  # the randomness is the point
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
         kills += 1
+        partial_seen += bool(list(root.rglob("*.partial")))
     assert await publisher == N
     proc = await start_archiver(env_file, nats_server.url, tmp_path)
     while await acked_floor(js) < N:  # another process: poll its consumer state
@@ -103,4 +109,5 @@ async def test_kill_9_at_random_points_loses_and_duplicates_nothing(
         assert not m.gaps["stream"]
         total += m.records
     assert total == N and kills == 4
+    assert partial_seen >= 2, "kills should land while a file is being written"
     assert os.listdir(root / "kalshi")
