@@ -292,9 +292,9 @@ class Archiver:
         return int(self._now() * 1e9)
 
     def _clock_rotation_due(self) -> bool:
-        # An idle feed still gets its file closed when the window is over. Only when idle:
-        # while catching up on a backlog, receive times (not the clock) decide rotation.
-        return self.file is not None and self._now_ns() >= self._file_window_end
+        # An idle feed still gets its file closed when the window is over. Only when caught up
+        # (server reports nothing pending): during a backlog, receive times decide rotation.
+        return self.file is not None and self.lag == 0 and self._now_ns() >= self._file_window_end
 
     def _process(self, msgs: list[Delivery]) -> bool:
         """Write a batch of deliveries. Returns True when a file was closed (needs an ack)."""
