@@ -138,3 +138,23 @@ async def test_read_status_of_an_empty_bucket(js: JetStreamContext) -> None:
 
     await status_bucket(js, "quiet")
     assert await read_status(js, "quiet") == {}
+
+
+async def test_status_reporter_writes_and_stops(js: JetStreamContext) -> None:
+    from ssmd.transport.kv import StatusReporter, read_status
+
+    n = {"ticks": 0}
+
+    def snap() -> dict[str, int]:
+        n["ticks"] += 1
+        return {"ticks": n["ticks"]}
+
+    rep = StatusReporter(js, "st", "probe", snap, source="simulator", interval=0.05)
+    rep.start()
+    async with asyncio.timeout(10):  # the loop writes on its own
+        while "probe" not in await read_status(js, "st"):
+            await asyncio.sleep(0.01)
+    await rep.stop()
+    doc = (await read_status(js, "st"))["probe"]
+    assert doc["source"] == "simulator" and doc["component"] == "probe"
+    assert doc["ticks"] == n["ticks"] >= 2  # the loop wrote, and stop() wrote the final state

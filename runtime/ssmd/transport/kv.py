@@ -73,6 +73,7 @@ class StatusReporter:
         self._snapshot, self._source, self._interval = snapshot, source, interval
         self._task: asyncio.Task[None] | None = None
         self._kv: KeyValue | None = None
+        self._stopping = asyncio.Event()
 
     async def write_once(self) -> None:
         if self._kv is None:
@@ -86,21 +87,29 @@ class StatusReporter:
         await self._kv.put(self._component, orjson.dumps(doc))
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.write_once()
-            except Exception as exc:
+            except Exception as exc:  # status is best effort, data is not
                 log.warning("status write for %s failed: %s", self._component, exc)
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
 
     def start(self) -> None:
+        self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name=f"status-{self._component}")
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loop, then write the final state so `ssmd status` shows a clean stop.
+
+        An event, not cancellation: a cancel landing inside a KV put could be swallowed by
+        nats-py and leave the loop running for ever."""
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                await asyncio.wait_for(self._task, timeout)
+            except TimeoutError:  # wait_for cancelled it; a stuck put must not block shutdown
+                log.warning("status loop of %s did not stop in %ss", self._component, timeout)
             self._task = None
         with contextlib.suppress(Exception):
-            await self.write_once()  # the final state, so `ssmd status` shows a clean stop
+            await asyncio.wait_for(self.write_once(), timeout)
