@@ -6,6 +6,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+import aiohttp
 from nats.js import JetStreamContext
 
 from ssmd.spec import Environment
@@ -90,5 +91,45 @@ async def test_bad_requests_get_error_events_and_the_socket_stays_open(
         await c.wait(lambda: bool(c.of("subscribed", id=9)), "subscribe after errors")
         assert not c.closed.is_set()
         await c.close()
+    finally:
+        await gw.stop()
+
+
+async def test_inventory_reads_the_archive_manifests(
+    nats_server: EmbeddedNats,
+    js: JetStreamContext,
+    env_factory: Callable[..., Environment],
+    tmp_path: Path,
+) -> None:
+    from ssmd.archiver.manifest import DayManifest, FileEntry
+
+    root = tmp_path / "archive"
+    day = root / "kalshi" / "2026-01-01"
+    day.mkdir(parents=True)
+    f = FileEntry(
+        name="0000.jsonl.zst",
+        start="2026-01-01T00:00:00Z",
+        end="2026-01-01T00:15:00Z",
+        start_ns=0,
+        end_ns=1,
+        records=10,
+        bytes=100,
+        sha256="0" * 64,
+        nats_start_seq=1,
+        nats_end_seq=10,
+    )
+    m = DayManifest(feed="kalshi", date="2026-01-01", files=[f], records=10, bytes=100)
+    (day / "manifest.json").write_bytes(m.to_json())
+    env = env_factory(storage={"local": {"path": str(root)}})
+    await prepare(js, env)
+    gw = await start_gateway(env, nats_server.url, tmp_path)
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{gw.http_url}/v1/meta/inventory") as r,
+        ):
+            body = await r.json()
+        (row,) = body["inventory"]
+        assert row["date"] == "2026-01-01" and row["records"] == 10 and row["files"] == 1
     finally:
         await gw.stop()

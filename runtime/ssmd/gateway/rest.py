@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -253,7 +252,13 @@ class Rest:
         )
 
     async def inventory(self, request: web.Request) -> web.Response:
-        return _json({"source": self.gw.ctx.source, "inventory": archive_inventory(self.gw)})
+        try:
+            rows = await archive_inventory(self.gw)
+        except Exception as exc:  # storage unreachable: say so, do not fail the gateway
+            return _err(
+                503, "storage_unavailable", f"archive not readable: {exc.__class__.__name__}"
+            )
+        return _json({"source": self.gw.ctx.source, "inventory": rows})
 
     async def gaps(self, request: web.Request) -> web.Response:
         feed = request.match_info["feed"]
@@ -320,38 +325,35 @@ def _hints(state: str, source: str, bid: Decimal | None, ask: Decimal | None) ->
     return h
 
 
-def archive_inventory(gw: Gateway) -> list[dict[str, Any]]:
-    """Per-day archive summary from the archiver's manifests (local storage only)."""
-    local = gw.ctx.env.spec.storage.local
-    if local is None:
-        return []
-    root = Path(
-        local.path
-    )  # relative paths are relative to the working directory, as for the archiver
+async def archive_inventory(gw: Gateway) -> list[dict[str, Any]]:
+    """Per-day archive summary from the archiver's manifests (local disk or S3), the same
+    rows as ``ssmd data inventory``."""
+    from ssmd.archiver.storage import store_for
+    from ssmd.data.quality import manifest_quality
+
+    store = store_for(gw.ctx.env)
+    feed = gw.ctx.feed
     out = []
-    feed_dir = root / gw.ctx.feed
-    if not feed_dir.is_dir():
-        return []
-    for day in sorted(feed_dir.iterdir()):
-        mf = day / "manifest.json"
-        if not mf.is_file():
-            continue
-        try:
-            m = orjson.loads(mf.read_bytes())
-        except (orjson.JSONDecodeError, OSError):
-            continue
-        files = m.get("files") or []
-        out.append(
-            {
-                "feed": gw.ctx.feed,
-                "date": m.get("date", day.name),
-                "files": len(files),
-                "records": sum(int(f.get("records", 0)) for f in files),
-                "bytes": sum(int(f.get("bytes", 0)) for f in files),
-                "has_gaps": bool(m.get("has_gaps")),
-                "gaps": len(m.get("gaps") or []),
-            }
-        )
+    try:
+        for date in await store.list_dates(feed):
+            m = await store.read_manifest(feed, date)
+            if m is None:
+                continue
+            out.append(
+                {
+                    "feed": feed,
+                    "date": date,
+                    "files": len(m.files),
+                    "records": m.records,
+                    "bytes": m.bytes,
+                    "has_gaps": m.has_gaps,
+                    "gaps": sum(len(v) for v in m.gaps.values()),
+                    "quality": manifest_quality(m).score,
+                    "source": m.source,
+                }
+            )
+    finally:
+        await store.close()
     return out
 
 
