@@ -19,6 +19,7 @@ from ssmd_operator import (
     children,
     config,
     inventory,
+    keys,
     pipeline,
     schedule,
     status,
@@ -31,7 +32,6 @@ from ssmd_operator.kube import Kube, KubeError
 # (reason, message, warning) -> a Kubernetes Event on the Environment
 Emit = Callable[[str, str, bool], None]
 MAX_STEPS = 10
-KEYS_NOT_CHECKED = "keys are not checked yet (Key resources arrive with issue 7)"
 
 
 @dataclass
@@ -139,6 +139,15 @@ def _available(deployment: dict[str, Any]) -> int:
     return int(st.get("availableReplicas") or 0)
 
 
+def _ready(*checks: tuple[bool, str, str]) -> tuple[bool, str, str]:
+    """Ready from its parts, each (ok, reason, message) in order of precedence: the first
+    one that is not ok gives Ready its reason and message."""
+    for ok, reason, message in checks:
+        if not ok:
+            return False, reason, message
+    return True, "Ready", "pipeline reconciled"
+
+
 def _pipeline_state(st: dict[str, Any]) -> dict[str, Any]:
     p = dict(st.get("pipeline") or {})
     p.setdefault("steps", [])
@@ -211,6 +220,11 @@ async def reconcile(
         c: int((d.get("spec") or {}).get("replicas") or 0) for c, d in existing.items() if d
     }
     available: dict[Component, int] = {c: _available(d) for c, d in existing.items() if d}
+    # Keys first: the connector is not started until every required key is set. One that
+    # is already running keeps running when a key expires (KeysReady and the alert say so).
+    keys_ok, keys_cond = await keys.keys_ready(kube, env, namespace, now)
+    if not keys_ok and "connector" in running and current.get("connector", 0) == 0:
+        running["connector"] = 0
     pipe = _pipeline_state(st)
     if pipe.get("target") != target:
         pipe.update(target=target, since=time.time())
@@ -270,19 +284,18 @@ async def reconcile(
     if target == "down" and env.spec.schedule and not env.spec.suspend:
         nxt = schedule.next_transition(env.spec.schedule, now)
         comp_msg += f"; next startup {nxt.strftime('%Y-%m-%d %H:%M %Z')}"
+    ready_ok, ready_reason, ready_msg = _ready(
+        (keys_ok, keys_cond["reason"], keys_cond["message"]),
+        (outcome.ok, outcome.reason, outcome.message),
+        (comp_ok, comp_reason, comp_msg),
+    )
     conds = [
-        status.condition("KeysReady", None, "NotChecked", KEYS_NOT_CHECKED, generation),
+        status.condition(
+            "KeysReady", keys_ok, keys_cond["reason"], keys_cond["message"], generation
+        ),
         status.condition("StreamReady", outcome.ok, outcome.reason, outcome.message, generation),
         status.condition("ComponentsReady", comp_ok, comp_reason, comp_msg, generation),
-        status.condition(
-            "Ready",
-            outcome.ok and comp_ok,
-            "Ready" if outcome.ok and comp_ok else (comp_reason if outcome.ok else outcome.reason),
-            "pipeline reconciled"
-            if outcome.ok and comp_ok
-            else (comp_msg if outcome.ok else outcome.message),
-            generation,
-        ),
+        status.condition("Ready", ready_ok, ready_reason, ready_msg, generation),
     ]
     patch: dict[str, Any] = {
         "phase": phase,

@@ -37,10 +37,17 @@ from tests.operator.support import (
     live,
     make_available,
     replicas,
+    set_key,
+    set_required_keys,
     ssmd,
     status,
     write_yaml,
 )
+
+KEY_ID = "kid-env-test-only-5d2c"
+PEM = "-----BEGIN PRIVATE KEY-----\nenv-test-not-a-real-key-0123456789abcdef\n"
+S3_ID = "AKIAENVTESTONLY01"
+S3_SECRET = "env/secret/TESTONLY/7e1b2c"
 
 
 def free_port() -> int:
@@ -59,12 +66,41 @@ async def test_apply_creates_children_streams_and_columns(
     k8s: k8semu.Emulator,
     operator: KopfRunner,
     js: JetStreamContext,
+    kube: Kube,
     tmp_path: Path,
 ) -> None:
-    manifest = write_yaml(tmp_path / "kalshi.yaml", kalshi_document(nats_server.url))
+    doc = kalshi_document(nats_server.url)
+    manifest = write_yaml(tmp_path / "kalshi.yaml", doc)
     await kubectl("apply", "--validate=false", "-f", str(manifest))
 
     await eventually(lambda: cond(k8s, "kalshi", "StreamReady").get("status") == "True")
+    # No keys yet: everything but the connector starts, and KeysReady says what to run.
+    keys = await eventually(
+        lambda: (c := cond(k8s, "kalshi", "KeysReady")).get("status") == "False" and c
+    )
+    assert keys["reason"] == "KeysMissing"
+    assert keys["message"] == (
+        "key 'archive-s3' is not set: run `ssmd key set kalshi archive-s3 "
+        "--field access_key_id=VALUE --field secret_access_key=VALUE` (and 1 more)"
+    )
+    await eventually(lambda: replicas(k8s, "kalshi")["secmaster"] == 1)
+    assert replicas(k8s, "kalshi") == {"secmaster": 1, "archiver": 1, "gateway": 1, "connector": 0}
+    ready = cond(k8s, "kalshi", "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "KeysMissing"
+    await set_key(
+        kube, k8s, doc, "archive-s3", {"access_key_id": S3_ID, "secret_access_key": S3_SECRET}
+    )
+    kalshi_missing = (
+        "key 'kalshi' is not set: run `ssmd key set kalshi kalshi --field api_key_id=VALUE "
+        "--from-file private_key=PATH`"
+    )
+    await eventually(lambda: cond(k8s, "kalshi", "KeysReady").get("message") == kalshi_missing)
+    assert replicas(k8s, "kalshi")["connector"] == 0
+    await set_key(kube, k8s, doc, "kalshi", {"api_key_id": KEY_ID, "private_key": PEM})
+    await eventually(lambda: cond(k8s, "kalshi", "KeysReady").get("status") == "True")
+    assert cond(k8s, "kalshi", "KeysReady")["message"] == "2 required key(s) set"
+    await eventually(lambda: replicas(k8s, "kalshi")["connector"] == 1)
+
     env = live(k8s, ENVS, "kalshi")
     assert env is not None
     names = [f"kalshi-{c}" for c in ("connector", "archiver", "gateway", "secmaster")]
@@ -102,8 +138,7 @@ async def test_apply_creates_children_streams_and_columns(
     st = status(k8s, "kalshi")
     assert st["observedGeneration"] == env["metadata"]["generation"]
     assert st["stream"]["name"] == "KALSHI_KALSHI"
-    assert cond(k8s, "kalshi", "KeysReady")["status"] == "Unknown"
-    assert "not checked yet" in cond(k8s, "kalshi", "KeysReady")["message"]
+    assert cond(k8s, "kalshi", "KeysReady")["reason"] == "KeysSet"
     assert st["currentVersion"] == 1
 
     out = await kubectl("get", "ssmdenvironments")
@@ -115,6 +150,13 @@ async def test_apply_creates_children_streams_and_columns(
 
 async def _create(kube: Kube, doc: dict[str, Any]) -> None:
     await kube.create(env_body(doc))
+
+
+async def _create_with_keys(kube: Kube, k8s: k8semu.Emulator, doc: dict[str, Any]) -> None:
+    """The documented order (environments/kalshi.yaml): keys first, then the Environment,
+    so the connector starts with the rest from the first pass."""
+    await set_required_keys(kube, k8s, doc)
+    await _create(kube, doc)
 
 
 async def test_spec_change_updates_deployments_and_records_a_version(
@@ -208,7 +250,7 @@ async def test_invalid_spec_changes_nothing_and_a_stream_rename_is_refused(
 async def test_timer_recreates_a_deleted_deployment(
     nats_server: EmbeddedNats, k8s: k8semu.Emulator, operator: KopfRunner, kube: Kube
 ) -> None:
-    await _create(kube, kalshi_document(nats_server.url))
+    await _create_with_keys(kube, k8s, kalshi_document(nats_server.url))
     first = await eventually(lambda: live(k8s, DEPLOYMENTS, "kalshi-connector"))
     assert await kube.delete("Deployment", "default", "kalshi-connector")
     again = await eventually(
@@ -250,7 +292,7 @@ async def test_status_reflects_the_status_kv_and_deployments(
     nats_server: EmbeddedNats, k8s: k8semu.Emulator, operator: KopfRunner, js: JetStreamContext,
     kube: Kube,
 ) -> None:  # fmt: skip
-    await _create(kube, kalshi_document(nats_server.url))
+    await _create_with_keys(kube, k8s, kalshi_document(nats_server.url))
     await eventually(lambda: cond(k8s, "kalshi", "StreamReady").get("status") == "True")
     await js.publish("kalshi.kalshi.json.trade.T1", b"{}")
     today = datetime.now(UTC).date()
@@ -296,7 +338,7 @@ async def test_schedule_tears_down_in_order_and_starts_again(
     nats_server: EmbeddedNats, k8s: k8semu.Emulator, operator: KopfRunner, js: JetStreamContext,
     kube: Kube,
 ) -> None:  # fmt: skip
-    await _create(kube, kalshi_document(nats_server.url))
+    await _create_with_keys(kube, k8s, kalshi_document(nats_server.url))
     await eventually(lambda: replicas(k8s, "kalshi")["connector"] == 1)
     await make_available(kube, "kalshi")
     await eventually(lambda: status(k8s, "kalshi").get("phase") == "Running")
@@ -346,7 +388,7 @@ async def test_suspend_with_ssmd_ops(
     nats_server: EmbeddedNats, k8s: k8semu.Emulator, operator: KopfRunner, js: JetStreamContext,
     kube: Kube,
 ) -> None:  # fmt: skip
-    await _create(kube, kalshi_document(nats_server.url))
+    await _create_with_keys(kube, k8s, kalshi_document(nats_server.url))
     await eventually(lambda: replicas(k8s, "kalshi")["connector"] == 1)
     await make_available(kube, "kalshi")
     await eventually(lambda: status(k8s, "kalshi").get("phase") == "Running")

@@ -32,24 +32,9 @@ from tests.keys_support import (
     unseal,
 )
 from tests.keys_support import no_secret_leaks as no_secret_leaks  # autouse
-from tests.operator.support import eventually, kalshi_document, live
+from tests.operator.support import KEYS, SEALED, SEALED_CRD, eventually, kalshi_document, live
 
-KEYS = kmock.resource("ssmd.io/v1alpha1/ssmdkeys")
-SEALED = kmock.resource("bitnami.com/v1alpha1/sealedsecrets")
 SECRETS = kmock.resource("v1/secrets")
-SEALED_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "sealedsecrets.bitnami.com"},
-    "spec": {
-        "group": "bitnami.com",
-        "scope": "Namespaced",
-        "names": {"kind": "SealedSecret", "plural": "sealedsecrets", "singular": "sealedsecret"},
-        "versions": [
-            {"name": "v1alpha1", "served": True, "storage": True, "subresources": {"status": {}}}
-        ],
-    },
-}
 
 KEY_ID = secret("kid-chain-6b1f0e22")
 PEM = secret(private_key_pem(generate_private_key()).decode())
