@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -136,7 +137,10 @@ class Gateway:
         await self.store.start(js, ctx.name)
         self.feed = GatewayFeed(js, ctx.name, ctx.feed, self.hub)
         await self.feed.start()
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        # Clients were told to go in stop(); do not wait aiohttp's default minute for them.
+        self._runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, shutdown_timeout=3.0
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -157,7 +161,7 @@ class Gateway:
         await self.hub.close()
         if self._runner is not None:
             with contextlib.suppress(Exception):
-                await self._runner.cleanup()
+                await asyncio.wait_for(self._runner.cleanup(), 10)
         if self.feed is not None:
             await self.feed.stop()
         await self.store.stop()
