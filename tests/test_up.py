@@ -60,6 +60,15 @@ async def test_up_runs_the_simulated_pipeline_and_stops_cleanly(tmp_path: Path) 
         # a status line once the connector reports frames flowing
         line = await asyncio.wait_for(_read_until(proc.stdout, " msg/s", out), 30)
         assert line.split("|")[0].strip().endswith("SIMULATED")
+        # another command in the same directory finds the running stack's NATS by itself
+        status = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ssmd.cli.main", "status", "--env", str(env_file), "--json",
+            cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        s_out, s_err = await asyncio.wait_for(status.communicate(), 30)
+        assert status.returncode == 0, s_err.decode()
+        docs = json.loads(s_out)
+        assert docs["connector"]["source"] == "simulator"
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGINT)

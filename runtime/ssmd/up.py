@@ -22,6 +22,23 @@ from ssmd.transport.streams import StreamResult, ensure_streams
 
 log = logging.getLogger("ssmd.up")
 
+# Written while `ssmd up` runs, so other commands in the same directory find its NATS server.
+RUN_FILE = "up.json"
+
+
+def read_run_file(data_dir: Path = Path("./data")) -> dict[str, Any] | None:
+    """The running `ssmd up`'s endpoints, or None when none runs from ``data_dir``."""
+    import json
+    import os
+
+    try:
+        info = json.loads((data_dir / RUN_FILE).read_text())
+        os.kill(int(info["pid"]), 0)  # a file left by a crashed run is not trusted
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
 # (component name, module, class): started in this order, stopped in reverse.
 COMPONENTS: list[tuple[str, str, str]] = [
     ("secmaster", "ssmd.secmaster.service", "Secmaster"),
@@ -120,8 +137,22 @@ class LocalStack:
             component: Component = cls(ctx)
             await component.start()
             self.components[name] = component
+        self._write_run_file()
+
+    def _write_run_file(self) -> None:
+        import json
+        import os
+
+        info = {"pid": os.getpid(), "env": self.env.name, "nats_url": self.nats_url}
+        gateway = self.components.get("gateway")
+        if gateway is not None and isinstance(getattr(gateway, "url", None), str):
+            info["gateway_url"] = gateway.url  # type: ignore[attr-defined]
+        tmp = self.data_dir / f".{RUN_FILE}.tmp"
+        tmp.write_text(json.dumps(info))
+        tmp.replace(self.data_dir / RUN_FILE)
 
     async def stop(self) -> None:
+        (self.data_dir / RUN_FILE).unlink(missing_ok=True)
         for name in reversed(list(self.components)):
             try:
                 await self.components.pop(name).stop()

@@ -25,7 +25,8 @@ env_option = click.option(
 nats_option = click.option(
     "--nats-url",
     default=None,
-    help=f"NATS URL (default: ${NATS_URL_VAR}, then spec.transport.url).",
+    help=f"NATS URL (default: ${NATS_URL_VAR}, then spec.transport.url, then the "
+    "`ssmd up` running from ./data).",
 )
 
 
@@ -42,6 +43,12 @@ def load_env(env_file: Path) -> Environment:
 
 def nats_url_for(env: Environment, env_file: Path, nats_url: str | None) -> str:
     url = nats_url or os.environ.get(NATS_URL_VAR) or env.spec.transport.url
+    if not url:
+        from ssmd.up import read_run_file
+
+        running = read_run_file()  # an `ssmd up` of this environment in this directory
+        if running and running.get("env") == env.name:
+            url = str(running["nats_url"])
     if not url:
         raise UserError(
             f"{env_file}: no NATS URL: pass --nats-url, set ${NATS_URL_VAR} or "
