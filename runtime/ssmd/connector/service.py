@@ -72,6 +72,7 @@ class Connector:
         refresh_interval: float = 300.0,
         rest_backoff_base: float = 0.25,
         rest_backoff_cap: float = 30.0,
+        books: bool = True,
     ) -> None:
         self.ctx = ctx
         env = ctx.env
@@ -86,6 +87,7 @@ class Connector:
         self._refresh_interval = refresh_interval
         self._rest_backoff_base = rest_backoff_base
         self._rest_backoff_cap = rest_backoff_cap
+        self._books_enabled = books  # False: capture only (benchmarks of the capture path)
         self._gap_subject = subjects.gap_subject(self.env_name, self.feed)
         self._dlq_subject = subjects.dlq_subject(self.env_name, "connector")
         self.shards: list[KalshiConnection] = []
@@ -208,14 +210,15 @@ class Connector:
             verify_interval=self._verify_interval,
         )
         # Order books + checkpoints on {env}.{feed}.book.* (ssmd.books; reads stored frames).
-        self.books = BookKeeper(
-            js,
-            self.env_name,
-            self.feed,
-            interval=duration_seconds(s.book_checkpoint_interval),
-            resync=self._resync_books,
-        )
-        await self.books.start()
+        if self._books_enabled:
+            self.books = BookKeeper(
+                js,
+                self.env_name,
+                self.feed,
+                interval=duration_seconds(s.book_checkpoint_interval),
+                resync=self._resync_books,
+            )
+            await self.books.start()
         self._new_shard()  # shard 0 always exists: it carries market_lifecycle_v2
         self._assign(tickers)
         for shard in self.shards:

@@ -259,7 +259,8 @@ class KalshiConnection:
                 ping_timeout=s.dead_after,
                 close_timeout=1.0,
                 max_size=s.max_size,
-                max_queue=None,
+                # Bounded: if we fall behind, TCP pushes back instead of memory growing.
+                max_queue=16384,
                 compression=None,
             )
         except InvalidStatus as exc:
@@ -375,6 +376,10 @@ class KalshiConnection:
             now = now_ns()
             self.last_frame_ns = now
             self.frames += 1
+            if self.frames & 63 == 0:
+                # recv() does not suspend while frames are buffered: give the publisher and
+                # the ack handler their turn, or a burst would starve them.
+                await asyncio.sleep(0)
             if self._outage is not None:
                 self._end_outage(now)
             try:
