@@ -162,3 +162,29 @@ async def test_dropped_subscription_is_recorded_and_resubscribed(
         live = sim.connections()[0]["subscriptions"]
         book = [s for s in live if s["channel"] == "orderbook_delta"]
         assert len(book) == 1 and sorted(book[0]["markets"]) == sorted(c.markets)
+
+
+async def test_duplicated_frames_are_not_stored_twice_under_one_seq(
+    tmp_path: Path, nats_server: EmbeddedNats, nc: Client, js: JetStreamContext
+) -> None:
+    async with rig(tmp_path, nats_server.url, sim=_cfg(tmp_path)) as (sim, c):
+        await until(lambda: _frames(c) > 100, 10, "frames")
+        sim.inject(Fault(FaultKind.DUPLICATE, count=5))
+        n = _frames(c)
+        await until(lambda: _frames(c) > n + 300, 10, "frames after the duplicates")
+        await quiesce(sim, c, nc)
+        (sent,) = sim_logs(sim).values()
+        (stored,) = frames_by_conn(await stream_msgs(js, "TEST_KALSHI")).values()
+        # A repeated seq is already stored under its Msg-Id; frames without seq are kept
+        # as the exchange sent them (dedup only on identities that are unique).
+        expected, seen = [], set()
+        for f in sent:
+            d = orjson.loads(f)
+            key = (d.get("sid"), d.get("seq"))
+            if d.get("seq") is not None and d["type"] not in ("ok", "unsubscribed") and key in seen:
+                continue
+            seen.add(key)
+            expected.append(f)
+        assert len(expected) < len(sent) or c.stats.duplicates_seq == 0
+        assert stored == expected
+        assert c.stats.gaps == {}
