@@ -64,13 +64,13 @@ async def gap_records(js: JetStreamContext, env: str = "test") -> list[dict[str,
     return [orjson.loads(m.data) for m in msgs]
 
 
-def connector_env(**connector: Any) -> Environment:
+def connector_env(markets: dict[str, Any] | None = None, **connector: Any) -> Environment:
     settings = {"deadAfter": "1s", "metricsPort": 0, **connector}
     return make_environment(
         "test",
         feed={"name": "kalshi", "endpoint": "sim"},
         connector=settings,
-        markets={"status": ["open"]},
+        markets=markets or {"status": ["open"]},
     )
 
 
