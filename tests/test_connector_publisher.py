@@ -59,8 +59,13 @@ async def test_publishes_in_order_with_headers(
     env_factory: Callable[..., Environment],
 ) -> None:
     await ensure_streams(js, env_factory("test"))
+    stored: list[tuple[str, int]] = []
     pub = Publisher(
-        nats_server.url, spill_path=tmp_path / "p.spill", spill_max_bytes=1 << 20, max_in_flight=64
+        nats_server.url,
+        spill_path=tmp_path / "p.spill",
+        spill_max_bytes=1 << 20,
+        max_in_flight=64,
+        on_stored=lambda rec, seq: stored.append((rec.msg_id, seq)),
     )
     await pub.start()
     recs = [_rec(i) for i in range(2000)]
@@ -74,6 +79,8 @@ async def test_publishes_in_order_with_headers(
     assert msgs[7][2]["Nats-Msg-Id"] == "c1:1:7"
     assert msgs[7][2]["Ssmd-Recv-Ns"] == "1007" and msgs[7][2]["Ssmd-Conn"] == "c1"
     assert pub.stats.duplicates == 1
+    assert stored[:3] == [("c1:1:0", 1), ("c1:1:1", 2), ("c1:1:2", 3)]
+    assert stored[-1] == ("c1:1:5", 6)  # the duplicate's ack names the original's sequence
     assert not (tmp_path / "p.spill").exists()
 
 

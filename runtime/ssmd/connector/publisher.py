@@ -98,6 +98,7 @@ class Publisher:
         name: str = "ssmd-connector",
         on_overflow: Callable[[OverflowGap], None] | None = None,
         on_rejected: Callable[[Record, str], None] | None = None,
+        on_stored: Callable[[Record, int], None] | None = None,
     ) -> None:
         self._url = nats_url
         self._name = name
@@ -107,6 +108,9 @@ class Publisher:
         self._ack_timeout = ack_timeout
         self._on_overflow = on_overflow
         self._on_rejected = on_rejected
+        # (record, stream sequence) for every acknowledged record, in ack order: lets a
+        # consumer in this process (order books) use stored frames without reading them back.
+        self.on_stored = on_stored
         self.stats = PublisherStats()
         self.spill = SpillFile(spill_path, spill_max_bytes)
         # Leftovers of a previous run are older than anything new: replay them first.
@@ -491,6 +495,8 @@ class Publisher:
         if data.startswith(b'{"stream"'):
             del self._inflight[token]
             self.stats.acked += 1
+            if self.on_stored is not None:
+                self.on_stored(entry[0], _ack_seq(data))
             if b'"duplicate"' in data:
                 self.stats.duplicates += 1
             if self._probing:
@@ -525,6 +531,18 @@ class Publisher:
                 if time.monotonic() - oldest > self._ack_timeout:
                     self.stats.error("ack_timeout")
                     self._fail("ack timeout")
+
+
+def _ack_seq(data: bytes) -> int:
+    """The stream sequence of a PubAck (``{"stream":"S","seq":N,...}``), 0 if absent."""
+    i = data.find(b'"seq":')
+    if i < 0:
+        return 0
+    i += 6
+    j = i
+    while j < len(data) and 48 <= data[j] <= 57:
+        j += 1
+    return int(data[i:j]) if j > i else 0
 
 
 def _ack_error(data: bytes, headers: bytes | None) -> tuple[int | None, str]:

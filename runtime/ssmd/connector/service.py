@@ -95,6 +95,7 @@ class Connector:
         self._pending_lookups: set[str] = set()
         self._frame_listeners: list[FrameListener] = []
         self._gap_listeners: list[GapListener] = []
+        self._stored_listeners: list[Callable[[Record, int], None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._gap_n = 0
         self._dlq_n = 0
@@ -122,6 +123,15 @@ class Connector:
 
     def add_gap_listener(self, fn: GapListener) -> None:
         self._gap_listeners.append(fn)
+
+    def add_stored_listener(self, fn: Callable[[Record, int], None]) -> None:
+        """``fn(record, stream_seq)`` for every record JetStream acknowledged, in ack order
+        (per connection that is stream order). Register before ``start()``."""
+        self._stored_listeners.append(fn)
+
+    def _stored(self, rec: Record, seq: int) -> None:
+        for fn in self._stored_listeners:
+            fn(rec, seq)
 
     def request_snapshot(self) -> None:
         for s in self.shards:
@@ -170,6 +180,7 @@ class Connector:
             name=f"ssmd-connector-{self.env_name}-pub",
             on_overflow=self._on_overflow,
             on_rejected=self._on_rejected,
+            on_stored=self._stored if self._stored_listeners else None,
         )
         await self.publisher.start()
         self.registry.register(
