@@ -105,6 +105,7 @@ async def rig(
             "backoff_base": 0.02,
             "rest_backoff_base": 0.01,
             "rest_backoff_cap": 0.1,
+            "metrics_host": "127.0.0.1",
         }
         params.update(kw)
         c = Connector(ctx, **params)

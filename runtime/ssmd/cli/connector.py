@@ -30,6 +30,9 @@ from ssmd.cli.errors import UserError
     default=None,
     help="Prometheus /metrics, /healthz, /readyz port (default: spec.connector.metricsPort; 0 = off).",
 )
+@click.option(
+    "--metrics-host", default="0.0.0.0", show_default=True, help="Metrics/probe bind address."
+)
 def connector(
     env_file: Path,
     nats_url: str | None,
@@ -37,11 +40,13 @@ def connector(
     rest_url: str | None,
     data_dir: Path,
     metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Capture the exchange into JetStream: every frame, byte for byte, every gap recorded.
 
     SIGTERM or Ctrl-C publishes what is queued (or keeps it in the spill file) and exits."""
     from ssmd.connector.service import Connector, ConnectorError
+    from ssmd.feeds.kalshi.rest_client import RestError
     from ssmd.runtime import RuntimeContext
 
     env = load_env(env_file)
@@ -65,7 +70,7 @@ def connector(
         feed_rest_url=rest_url,
         metrics_port=port or None,
     )
-    component = Connector(ctx)
+    component = Connector(ctx, metrics_host=metrics_host)
 
     def banner() -> str:
         n, shards = len(component.markets), len(component.shards)
@@ -73,5 +78,5 @@ def connector(
 
     try:
         run_component(component, banner)
-    except ConnectorError as exc:
+    except (ConnectorError, RestError) as exc:
         raise UserError(str(exc)) from None

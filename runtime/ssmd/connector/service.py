@@ -73,6 +73,7 @@ class Connector:
         rest_backoff_base: float = 0.25,
         rest_backoff_cap: float = 30.0,
         books: bool = True,
+        metrics_host: str = "0.0.0.0",  # probes come from the kubelet, not localhost
     ) -> None:
         self.ctx = ctx
         env = ctx.env
@@ -87,6 +88,7 @@ class Connector:
         self._refresh_interval = refresh_interval
         self._rest_backoff_base = rest_backoff_base
         self._rest_backoff_cap = rest_backoff_cap
+        self._metrics_host = metrics_host
         self._books_enabled = books  # False: capture only (benchmarks of the capture path)
         self._gap_subject = subjects.gap_subject(self.env_name, self.feed)
         self._dlq_subject = subjects.dlq_subject(self.env_name, "connector")
@@ -191,7 +193,7 @@ class Connector:
             )
         )
         if ctx.metrics_port is not None:
-            self.metrics = MetricsServer(self.registry, lambda: self.ready)
+            self.metrics = MetricsServer(self.registry, lambda: self.ready, host=self._metrics_host)
             await self.metrics.start(ctx.metrics_port)
         self._status = StatusReporter(
             js,
