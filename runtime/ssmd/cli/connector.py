@@ -33,6 +33,12 @@ from ssmd.cli.errors import UserError
 @click.option(
     "--metrics-host", default="0.0.0.0", show_default=True, help="Metrics/probe bind address."
 )
+@click.option(
+    "--sim-keys",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Directory of the simulator's demo key (`ssmd sim kalshi` writes it), for a `sim` feed.",
+)
 def connector(
     env_file: Path,
     nats_url: str | None,
@@ -41,6 +47,7 @@ def connector(
     data_dir: Path,
     metrics_port: int | None,
     metrics_host: str,
+    sim_keys: Path | None,
 ) -> None:
     """Capture the exchange into JetStream: every frame, byte for byte, every gap recorded.
 
@@ -69,6 +76,7 @@ def connector(
         feed_ws_url=ws_url,
         feed_rest_url=rest_url,
         metrics_port=port or None,
+        sim_credentials_dir=sim_keys,
     )
     component = Connector(ctx, metrics_host=metrics_host)
 

@@ -167,7 +167,10 @@ def list_(
             str(r["error"]),
             frame[:80],
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # piped: do not squeeze the table into 80 columns
+    console.print(table)
 
 
 @dlq.command()

@@ -112,4 +112,7 @@ def status(env_file: Path | None, nats_url: str | None, name: str | None, as_jso
             str(doc.get("gaps_today", "-")),
             ", ".join(detail),
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # piped: do not squeeze the table into 80 columns
+    console.print(table)
