@@ -178,6 +178,17 @@ async def test_restart_resumes_from_consumer_without_duplicates(
     assert [r.seq for r in records] == list(range(1, 151))
     assert [f.name for f in m.files] == ["0000.jsonl.zst", "0000-1.jsonl.zst"]
     assert m.records == 150 and not m.has_gaps
+    # A third start reads the day back from disk for the status document's inventory (the
+    # operator's registry) and, with nothing left to write, reports itself caught up.
+    arch = Archiver(ctx, now=FakeClock(BASE_NS / 1e9))
+    await arch.start()
+    await arch.wait_until_acked(150)
+    snap = arch.status_snapshot()
+    await arch.stop()
+    assert snap["inventory"] == [
+        {"date": "2026-01-01", "records": 150, "bytes": m.bytes, "files": 2, "gaps": 0}
+    ]
+    assert snap["caught_up"] is True and snap["open_files"] == 0
 
 
 async def test_torn_partial_is_repaired_and_missing_manifest_entry_restored(

@@ -39,7 +39,9 @@ class Observed:
 def archiver_reports_closed(doc: dict[str, Any] | None, since_epoch: float) -> bool:
     """The archiver status document says its files are closed, written after ``since_epoch``.
 
-    Accepted fields: ``filesClosed``/``files_closed`` true, or ``openFiles``/``open_files`` 0."""
+    Accepted fields: ``filesClosed``/``files_closed`` true, ``openFiles``/``open_files`` 0, or
+    ``caughtUp``/``caught_up`` true: every frame in the stream is written, so stopping the
+    archiver now (SIGTERM closes and renames its current file) loses nothing."""
     if not doc:
         return False
     try:
@@ -49,8 +51,10 @@ def archiver_reports_closed(doc: dict[str, Any] | None, since_epoch: float) -> b
     if heartbeat < since_epoch:
         return False
     closed = doc.get("filesClosed", doc.get("files_closed"))
-    if closed is not None:
-        return bool(closed)
+    if closed is not None and bool(closed):
+        return True
+    if bool(doc.get("caughtUp", doc.get("caught_up"))):
+        return True
     open_files = doc.get("openFiles", doc.get("open_files"))
     return open_files is not None and int(open_files) == 0
 

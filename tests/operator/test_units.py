@@ -80,6 +80,13 @@ def test_archiver_report_must_be_fresh() -> None:
     assert pipeline.archiver_reports_closed({"open_files": 0, "heartbeat": 10}, 5.0)
     assert not pipeline.archiver_reports_closed({"open_files": 2, "heartbeat": 10}, 5.0)
     assert not pipeline.archiver_reports_closed(None, 0)
+    # caught up with the stream: a SIGTERM now closes the open file with nothing left to write
+    assert pipeline.archiver_reports_closed(
+        {"caught_up": True, "open_files": 1, "heartbeat": 10}, 5.0
+    )
+    assert not pipeline.archiver_reports_closed(
+        {"caught_up": False, "open_files": 1, "heartbeat": 10}, 5.0
+    )
 
 
 def _cm(version: int, chash: str) -> dict[str, Any]:

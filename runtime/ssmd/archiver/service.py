@@ -61,6 +61,20 @@ IDLE_SYNC = 0.02
 _DAY_NS = 86_400_000_000_000
 
 
+INVENTORY_DAYS = 30
+
+
+def _day_summary(m: DayManifest) -> dict[str, Any]:
+    gaps = len(m.gaps.get("stream", [])) + len(m.gaps.get("exchange", []))
+    return {
+        "date": m.date,
+        "records": m.records,
+        "bytes": m.bytes,
+        "files": len(m.files),
+        "gaps": gaps,
+    }
+
+
 @dataclass
 class ArchiverOptions:
     """Tuning knobs (not in the Environment: defaults fit every deployment we know)."""
@@ -126,6 +140,7 @@ class Archiver:
         self._encoder = LineEncoder()
         self._classify = SubjectClassifier()
         self._manifests: dict[str, DayManifest] = {}
+        self._inventory: dict[str, dict[str, Any]] = {}
         self._dirty_days: set[str] = set()
         self.file: ArchiveFile | None = None
         self._file_date = ""
@@ -160,6 +175,7 @@ class Archiver:
             self._uploader = Uploader(self)
             await self._fetch_remote_manifest_if_missing()
         resume = self.recover()
+        self._seed_inventory()
         self.nc = await connect(self.ctx.nats_url, name=f"ssmd-archiver-{self.env_name}")
         js = self.nc.jetstream()
         await ensure_streams(js, self.ctx.env)  # idempotent; the connector may not be up yet
@@ -561,8 +577,30 @@ class Archiver:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._status_stop.wait(), self.ctx.status_interval)
 
+    def _seed_inventory(self) -> None:
+        """Day summaries of the last 30 days from the manifests on disk, read once at start
+        (the operator's registry shows them; later days are kept current from memory)."""
+        feed_dir = self.root / self.feed
+        days = sorted(p.name for p in feed_dir.iterdir() if p.is_dir()) if feed_dir.is_dir() else []
+        for date in days[-INVENTORY_DAYS:]:
+            m = read_manifest(day_dir(self.root, self.feed, date) / MANIFEST)
+            if m is not None:
+                self._inventory[date] = _day_summary(m)
+
+    def inventory(self) -> list[dict[str, Any]]:
+        for date, m in self._manifests.items():
+            self._inventory[date] = _day_summary(m)
+        for old in sorted(self._inventory)[:-INVENTORY_DAYS]:
+            del self._inventory[old]
+        return [self._inventory[d] for d in sorted(self._inventory, reverse=True)]
+
     def status_snapshot(self) -> dict[str, Any]:
         return {
+            # For an ordered teardown: every frame the stream holds is written (a SIGTERM then
+            # closes and renames the current file), and whether a file is open right now.
+            "caught_up": self.lag == 0 and self.error is None,
+            "open_files": 0 if self.file is None else 1,
+            "inventory": self.inventory(),
             "feed": self.feed,
             "stream": self.stream,
             "storage": self.store.description,
