@@ -187,3 +187,27 @@ async def test_inventory_gaps_quality_and_clear_refusal(archived: tuple[Path, li
     res = await invoke("data", "replay", "--root", str(root), "--date", "2025-12-20")
     assert res.exit_code == 1
     assert res.stderr.strip() == f"error: no data for kalshi on 2025-12-20; latest is {DATE}"
+
+
+async def test_quality_counts_the_days_dead_letters(
+    archived: tuple[Path, list],  # type: ignore[type-arg]
+    nats_server: EmbeddedNats,
+    nc: Client,
+    tmp_path: Path,
+) -> None:
+    root, _ = archived
+    env_file = tmp_path / "env.yaml"
+    env_file.write_text(
+        "apiVersion: ssmd.io/v1alpha1\nkind: Environment\nmetadata: {name: test}\n"
+        f"spec: {{storage: {{local: {{path: {root}}}}}, transport: {{url: '{nats_server.url}'}}}}\n"
+    )
+    js = nc.jetstream()
+    for recv_ns in (BASE_NS + 5, BASE_NS + 7, BASE_NS - 86_400 * 10**9):  # the last: a day before
+        doc = {"component": "connector", "error": "bad json", "frame": "{", "recv_ns": recv_ns}
+        await js.publish(subjects.dlq_subject("test", "connector"), orjson.dumps(doc))
+    res = await invoke("data", "quality", "--env", str(env_file), "--date", DATE, "--json")
+    assert res.exit_code == 0, res.output
+    q = orjson.loads(res.stdout)
+    assert q["details"]["dlq"] == 2 and q["dead_letters"] == 2
+    res = await invoke("data", "quality", "--root", str(root), "--date", DATE, "--json")
+    assert orjson.loads(res.stdout)["details"]["dlq"].startswith("not checked")

@@ -218,6 +218,12 @@ def gaps(
 @_store_options
 @click.option("--feed")
 @click.option("--date", required=True)
+@click.option(
+    "--nats-url",
+    default=None,
+    help="NATS URL for the dead-letter count (default with --env: $SSMD_NATS_URL, "
+    "spec.transport.url, or the running `ssmd up`).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def quality(
     env_file: Path | None,
@@ -225,21 +231,34 @@ def quality(
     s3_endpoint: str | None,
     feed: str | None,
     date: str,
+    nats_url: str | None,
     as_json: bool,
 ) -> None:
-    """Dead letters, gaps and their duration, out-of-order timestamps, duplicates, score."""
+    """Dead letters, gaps and their duration, out-of-order timestamps, duplicates, score.
+
+    Dead letters are frames in the archive that are not valid JSON plus, when NATS is
+    reachable (--env or --nats-url), the day's entries in the {ENV}_DLQ stream."""
 
     async def main() -> Any:
         from ssmd.data.archive import day_manifest, pick_feed
-        from ssmd.data.quality import day_quality
+        from ssmd.data.quality import day_quality, score
 
         store, env = await _open(env_file, root, s3_endpoint)
         try:
             fd = await pick_feed(store, _default_feed(env, feed))
             m = await day_manifest(store, fd, date)
-            return await day_quality(store, fd, m)
+            q = await day_quality(store, fd, m)
         finally:
             await store.close()
+        url = _quality_nats_url(env, env_file, nats_url)
+        if env is None or url is None:
+            q.details["dlq"] = "not checked: give --env with a reachable NATS, or --nats-url"
+            return q
+        n = await _dlq_count(url, env.name, date)
+        q.details["dlq"] = n
+        q.dead_letters += n
+        q.score = score(q)
+        return q
 
     q = _run(main())
     if as_json:
@@ -249,6 +268,54 @@ def quality(
         if k not in ("details", "formula"):
             click.echo(f"{k:>14}: {v}")
     click.echo(f"{'how':>14}: {q.formula}")
+
+
+def _quality_nats_url(env: Any, env_file: Path | None, nats_url: str | None) -> str | None:
+    if nats_url:
+        return nats_url
+    if env is None or env_file is None:
+        return None
+    from ssmd.cli.component_cli import nats_url_for
+
+    try:
+        return nats_url_for(env, env_file, None)
+    except click.ClickException:
+        return None
+
+
+def _dead_letter_date(msg: Any) -> str | None:
+    """The day the dead frame was received (its ``recv_ns``), else when it was dead-lettered."""
+    import datetime as dt
+
+    try:
+        recv_ns = orjson.loads(msg.data or b"{}").get("recv_ns")
+    except (orjson.JSONDecodeError, AttributeError):
+        recv_ns = None
+    if isinstance(recv_ns, int):
+        return dt.datetime.fromtimestamp(recv_ns / 1e9, dt.UTC).strftime("%Y-%m-%d")
+    return msg.time.strftime("%Y-%m-%d") if msg.time is not None else None
+
+
+async def _dlq_count(url: str, env_name: str, date: str) -> int:
+    """Dead letters the {ENV}_DLQ stream holds for ``date`` (UTC)."""
+    from ssmd.cli.dlq import iter_dead_letters
+    from ssmd.transport.connect import NatsUnavailable, connect
+
+    try:
+        nc = await connect(url, name="ssmd-data", reconnect=False, initial_attempts=1)
+    except NatsUnavailable as exc:
+        raise UserError(f"dead-letter count: {exc}") from None
+    n = 0
+    try:
+        try:
+            async for msg in iter_dead_letters(nc.jetstream(), env_name):
+                if _dead_letter_date(msg) == date:
+                    n += 1
+        except UserError:
+            return 0  # no DLQ stream: nothing was ever dead-lettered
+    finally:
+        await nc.close()
+    return n
 
 
 def _speed(value: str) -> float | None:
