@@ -22,7 +22,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
-from ssmd.books.book import Book, Checkpoint, Side
+from ssmd.books.book import ZERO, Book, Checkpoint, Side
 from ssmd.feeds.kalshi.messages import OrderbookDeltaFrame, OrderbookSnapshotFrame
 
 log = logging.getLogger("ssmd.books")
@@ -187,9 +187,31 @@ class BookBuilder:
         return events
 
     def _delta(self, f: OrderbookDeltaFrame, stream_seq: int, conn: str) -> list[BookEvent]:
-        e = self._entry(f.market_ticker)
+        m = f.msg
+        e = self.books.get(m.market_ticker)
+        if e is None:
+            e = self._entry(m.market_ticker)
         if stream_seq and stream_seq <= e.stream_seq:
             return []
+        if e.state is BookState.LIVE and e.sid == f.sid and e.conn == conn:
+            # The hot path (a live book's next delta), _apply_level inlined.
+            price = m.price_dollars
+            size = m.delta_fp
+            book = e.book
+            ok = book.apply_delta(
+                m.side, f.price if price is None else price, f.size if size is None else size
+            )
+            e.exchange_seq = f.seq
+            if stream_seq:
+                e.stream_seq = stream_seq
+            if m.ts_ms is not None:
+                e.ts_ms = m.ts_ms
+            e.dirty = True
+            e.updates += 1
+            # A live book is not crossed: only a delta that adds size can cross it.
+            if not ok or ((size is None or size > ZERO) and book.crossed):
+                return self._invalid(e)
+            return [BookEvent("delta", e.ticker)]
         if e.state is not BookState.LIVE or e.sid != f.sid or e.conn != conn:
             if e.state is BookState.LIVE:  # a new subscription's delta before its snapshot
                 return self._stale(e, f"delta from sid {f.sid}, book is from sid {e.sid}")
@@ -297,6 +319,10 @@ class BookBuilder:
             e.state, e.stale_reason, e.dirty = BookState.STALE, reason, True
             events.append(BookEvent("stale", t, reason))
         return events
+
+    def last_seq(self, conn: str, sid: int) -> int | None:
+        """The exchange seq of the last frame seen on subscription (conn, sid)."""
+        return self._last_seq.get((conn, sid))
 
     def forget_sid(self, sid: int, conn: str = "") -> None:
         """The subscription is gone (unsubscribed, reconnect): stop tracking its seq."""

@@ -5,8 +5,9 @@ market universe through REST, shards it over WebSocket connections, publishes ev
 byte for byte through :class:`~ssmd.connector.publisher.Publisher`, writes gap records and
 dead letters, follows market lifecycle, serves metrics and writes its status document.
 
-Hooks for later parts (order books): ``add_frame_listener(fn(conn, envelope, data, recv_ns))``
-and ``add_gap_listener(fn(gap))``; ``request_snapshot()`` re-baselines every book.
+Hooks: ``add_frame_listener(fn(conn, envelope, data, recv_ns))``, ``add_gap_listener(fn(gap))``
+and ``add_stored_listener(fn(record, stream_seq))`` (the order books are fed from it);
+``request_snapshot()`` re-baselines every book.
 """
 
 from __future__ import annotations
@@ -171,6 +172,21 @@ class Connector:
         await verify_captured(js, [self._dlq_subject], subjects.dlq_stream_name(self.env_name))
 
         s = self.settings
+        # Order books + checkpoints on {env}.{feed}.book.* (ssmd.books), fed by the stored hook
+        # with every frame JetStream acknowledged. Started before the publisher: it seeds from
+        # the checkpoints and reads back what is stored up to now; acks from here on feed it.
+        if self._books_enabled:
+            self.books = BookKeeper(
+                js,
+                self.env_name,
+                self.feed,
+                interval=duration_seconds(s.book_checkpoint_interval),
+                resync=self._resync_books,
+            )
+            await self.books.start()
+            self._stored_listeners.insert(0, self.books.on_stored)
+            self._gap_listeners.insert(0, self.books.on_gap)
+        stored = self._stored_listeners
         spill_path = Path(ctx.data_dir) / "spill" / f"connector-{self.env_name}-{self.feed}.spill"
         self.publisher = Publisher(
             ctx.nats_url,
@@ -182,7 +198,7 @@ class Connector:
             name=f"ssmd-connector-{self.env_name}-pub",
             on_overflow=self._on_overflow,
             on_rejected=self._on_rejected,
-            on_stored=self._stored if self._stored_listeners else None,
+            on_stored=(stored[0] if len(stored) == 1 else self._stored) if stored else None,
         )
         await self.publisher.start()
         self.registry.register(
@@ -222,16 +238,6 @@ class Connector:
             backoff_base=self._backoff_base,
             verify_interval=self._verify_interval,
         )
-        # Order books + checkpoints on {env}.{feed}.book.* (ssmd.books; reads stored frames).
-        if self._books_enabled:
-            self.books = BookKeeper(
-                js,
-                self.env_name,
-                self.feed,
-                interval=duration_seconds(s.book_checkpoint_interval),
-                resync=self._resync_books,
-            )
-            await self.books.start()
         self._new_shard()  # shard 0 always exists: it carries market_lifecycle_v2
         self._assign(tickers)
         for shard in self.shards:
