@@ -199,6 +199,8 @@ _SUMMARY_FIELDS = [
     ("msgs_per_sec", "msg/s"),
     ("gaps_today", "gaps today"),
     ("records", "records"),
+    ("records_written", "records archived"),
+    ("lag", "behind"),
     ("lag_messages", "lag"),
     ("clients", "clients"),
     ("books", "books"),
