@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,16 +18,7 @@ from ssmd.runtime import RuntimeContext
 from ssmd.sim.kalshi import KalshiSim, SimConfig
 from ssmd.spec import Environment
 
-from .support import make_environment
-
-
-async def until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Await ``cond()`` becoming true, with a bounded deadline (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+from .support import make_environment, until
 
 
 @dataclass

@@ -21,6 +21,7 @@ from ssmd.spec import Environment
 from ssmd.transport.streams import ensure_streams
 
 from .support import FIXTURES
+from .support import until as wait_for
 
 
 def fixture_frames() -> list[bytes]:
@@ -55,17 +56,6 @@ async def start_gateway(env: Environment, nats_url: str, tmp: Path, **kw: Any) -
 
 async def prepare(js: JetStreamContext, env: Environment) -> None:
     await ensure_streams(js, env)
-
-
-async def wait_for(
-    cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
-) -> None:
-    """Bounded wait for a condition (polled; no fixed sleeps in tests)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 class WsClient:

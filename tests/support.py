@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,3 +25,12 @@ def make_environment(name: str = "test", **spec: Any) -> Environment:
     env = validate_document(doc)
     assert isinstance(env, Environment)
     return env
+
+
+async def until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Await ``cond()`` becoming true, with a bounded deadline (no fixed sleeps in tests)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)

@@ -20,6 +20,7 @@ from ssmd.transport.streams import ensure_streams
 
 from .archiver_support import BASE_NS, FakeClock, archive_env, ctx_for, message, publish_all
 from .s3support import BUCKET, KEY, SECRET, Weed
+from .support import until
 
 pytestmark = pytest.mark.s3
 MIN_NS = 60_000_000_000
@@ -150,8 +151,8 @@ async def test_s3_outage_during_upload_is_retried_and_loses_nothing(
     await arch.wait_until_acked(100)  # rotation closed 0000; its upload now fails
     staged = tmp_path / "archiver-staging/test/kalshi/2026-01-01/0000.jsonl.zst"
     assert arch._uploader is not None
-    while arch._uploader.failures < 2:
-        await asyncio.sleep(0.05)  # failures happen in another task; nothing to await on
+    uploader = arch._uploader
+    await until(lambda: uploader.failures >= 2, 30, "two failed uploads while S3 is down")
     assert staged.exists()  # kept locally while S3 is down
     weed.start()
     await arch.wait_uploads()

@@ -16,6 +16,8 @@ from ssmd.transport.connect import connect
 from ssmd.transport.server import EmbeddedNats
 from ssmd.transport.streams import ensure_streams
 
+from .support import until
+
 
 def _rec(i: int, conn: str = "c1") -> Record:
     subject = subjects.json_subject("test", "kalshi", "orderbook", f"M{i % 3}")
@@ -149,7 +151,7 @@ async def test_spill_overflow_reports_the_gap_and_leftovers_survive_a_restart(
     )
     await pub.start()
     await srv.kill()
-    await asyncio.sleep(0.05)
+    await until(lambda: not pub.connected, 10, "publisher to see NATS gone")
     for i in range(100):
         pub.submit(_rec(i), sid=1, seq=i, ticker=f"M{i % 3}")
     assert pub.stats.overflow_dropped > 0

@@ -33,6 +33,9 @@ def test_examples() -> None:
     assert S.escape_ticker("_") != S.NO_TICKER
     assert S.book_subject("prod", "kalshi", "A.B") == "prod.kalshi.book.A%2EB"
     assert S.gap_subject("prod", "kalshi") == "prod.kalshi.gap"
+    assert S.json_subject("prod", "kalshi", "orderbook", "T").startswith(
+        S.json_type_prefix("prod", "kalshi", "orderbook")
+    )
     assert S.meta_market_subject("prod", "kalshi", "X") == "prod.kalshi.meta.market.X"
     assert S.dlq_subject("prod", "connector") == "prod.ssmd.dlq.connector"
     assert S.stream_name("kalshi-demo", "kalshi") == "KALSHI-DEMO_KALSHI"

@@ -89,6 +89,11 @@ def json_subject(env: str, feed: str, ftype: FrameType, ticker: str | None) -> s
     return f"{env}.{feed}.json.{ftype}.{escape_ticker(ticker) if ticker else NO_TICKER}"
 
 
+def json_type_prefix(env: str, feed: str, ftype: FrameType) -> str:
+    """``{env}.{feed}.json.{type}.``: every subject of one frame type starts with it."""
+    return f"{env}.{feed}.json.{ftype}."
+
+
 def json_wildcard(env: str, feed: str) -> str:
     return f"{env}.{feed}.json.>"
 

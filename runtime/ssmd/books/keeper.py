@@ -72,7 +72,7 @@ class BookKeeper:
     ) -> None:
         self._js, self.env, self.feed = js, env, feed
         self._resync = resync
-        self._prefix = f"{env}.{feed}.json.orderbook."
+        self._prefix = subjects.json_type_prefix(env, feed, "orderbook")
         # Seq gaps the WS client reports are re-baselined by the client itself; the keeper
         # asks for the others (crossed/negative books, frames stored out of order).
         self.builder = BookBuilder(on_resync=self._on_resync, resync_on_gap=False)
