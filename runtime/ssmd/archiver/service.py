@@ -162,8 +162,6 @@ class Archiver:
         self._stopping = asyncio.Event()
         self._progress = asyncio.Condition()
         self._status: StatusReporter | None = None
-        self._status_task: asyncio.Task[None] | None = None
-        self._status_stop = asyncio.Event()
         self._uploader: Uploader | None = None
         self.error: BaseException | None = None
 
@@ -216,9 +214,7 @@ class Archiver:
             source=self.ctx.source,
             interval=self.ctx.status_interval,
         )
-        # Our own loop around write_once(): StatusReporter.stop() cancels its task, and a
-        # cancel landing inside a KV put can be swallowed by nats-py, leaving stop() hanging.
-        self._status_task = asyncio.create_task(self._status_loop(), name="archiver-status")
+        self._status.start()
         self._task = asyncio.create_task(self._run(), name=f"archiver-{self.feed}")
 
     async def stop(self) -> None:
@@ -234,13 +230,9 @@ class Archiver:
             await self.consumer.stop()
         if self._uploader is not None:
             await self._uploader.stop(self.opts.stop_upload_timeout)
-        if self._status_task is not None:
-            self._status_stop.set()
-            await self._status_task
-            self._status_task = None
-            if self._status is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._status.write_once(), 2.0)
+        if self._status is not None:
+            await self._status.stop()  # writes the final state: file closed, last seq
+            self._status = None
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
@@ -566,16 +558,6 @@ class Archiver:
             ) from None
 
     # ------------------------------------------------------------------ status
-
-    async def _status_loop(self) -> None:
-        assert self._status is not None
-        while not self._status_stop.is_set():
-            try:
-                await asyncio.wait_for(self._status.write_once(), 5.0)
-            except Exception as exc:
-                log.warning("archiver status write failed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._status_stop.wait(), self.ctx.status_interval)
 
     def _seed_inventory(self) -> None:
         """Day summaries of the last 30 days from the manifests on disk, read once at start

@@ -111,5 +111,7 @@ class StatusReporter:
             except TimeoutError:  # wait_for cancelled it; a stuck put must not block shutdown
                 log.warning("status loop of %s did not stop in %ss", self._component, timeout)
             self._task = None
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.wait_for(self.write_once(), timeout)
+        except Exception as exc:  # the data is safe; only the last status document is missing
+            log.warning("final status write for %s failed: %r", self._component, exc)
